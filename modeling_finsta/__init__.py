@@ -12,3 +12,19 @@ from .scene_graphs import (
     VideoRelation,
     VideoSceneGraphBatch,
 )
+from .configuration_finsta import ABLATION_SWITCHES, FinstaConfig
+from .modeling_finsta import FinstaModel, FinstaOutput, FinstaPreTrainedModel
+
+
+def _register_auto_classes() -> None:
+    """Make `AutoConfig` / `AutoModel` resolve `model_type="finsta"` once the package is imported."""
+    from transformers import AutoConfig, AutoModel
+
+    try:
+        AutoConfig.register(FinstaConfig.model_type, FinstaConfig)
+        AutoModel.register(FinstaConfig, FinstaModel)
+    except ValueError:  # already registered (e.g. the module was reloaded)
+        pass
+
+
+_register_auto_classes()

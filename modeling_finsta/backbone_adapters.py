@@ -1,0 +1,183 @@
+"""Backbone adapters: the one small interface between a host video-language model and Finsta.
+
+An adapter turns the host's forward into what Finsta needs, text token states and a pooled text
+embedding, per-frame patch tokens and a pooled video embedding, and maps token/patch states into the
+host's joint space (for cross-modal edges). It never owns the backbone: `FinstaModel.backbone` stays
+the plain `AutoModel`, so checkpoints of the host load unchanged. Host-specific extra modules (the
+CLIP4Clip seqTransf header) live on the adapter.
+
+Adding a backbone family means writing one adapter class and adding it to `BACKBONE_ADAPTERS`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+from torch import nn
+from transformers import CLIPTextConfig
+from transformers.models.clip.modeling_clip import CLIPEncoder
+
+from .configuration_finsta import FinstaConfig
+
+
+@dataclass
+class HostTextOutput:
+    token_states: torch.Tensor  # [B, L, text_hidden] final-layer token states
+    text_embeds: torch.Tensor  # [B, E] the host's own pooled text embedding
+
+
+@dataclass
+class HostVideoOutput:
+    video_embeds: torch.Tensor  # [B, E] the host's own pooled video embedding
+    frame_embeds: torch.Tensor  # [B, T, E] per-frame embeddings in the joint space
+    patch_tokens: torch.Tensor  # [B, T, N, vision_hidden] final-layer patch tokens (no class token)
+    grid_size: tuple[int, int]  # patch grid (rows, columns); N = rows * columns
+
+
+class BackboneAdapter(nn.Module):
+    """Interface every host family implements; see the module docstring."""
+
+    def __init__(self, config: FinstaConfig):
+        super().__init__()
+        self.backbone_config = config.backbone_config
+
+    @property
+    def text_hidden_size(self) -> int:
+        return self.backbone_config.text_config.hidden_size
+
+    @property
+    def vision_hidden_size(self) -> int:
+        return self.backbone_config.vision_config.hidden_size
+
+    def encode_text(
+        self, backbone: nn.Module, input_ids: torch.Tensor, attention_mask: Optional[torch.Tensor]
+    ) -> HostTextOutput:
+        outputs = backbone.text_model(input_ids=input_ids, attention_mask=attention_mask)
+        return HostTextOutput(
+            token_states=outputs.last_hidden_state,
+            text_embeds=backbone.text_projection(outputs.pooler_output),
+        )
+
+    def encode_video(
+        self, backbone: nn.Module, pixel_values: torch.Tensor, video_mask: Optional[torch.Tensor]
+    ) -> HostVideoOutput:
+        raise NotImplementedError
+
+    def text_tokens_to_joint(self, backbone: nn.Module, token_states: torch.Tensor) -> torch.Tensor:
+        """Token states (already final-layer-normed by the text tower) -> joint space."""
+        return backbone.text_projection(token_states)
+
+    def patch_tokens_to_joint(self, backbone: nn.Module, patch_states: torch.Tensor) -> torch.Tensor:
+        """Patch states -> joint space, through the same norm and projection as the class token."""
+        return backbone.visual_projection(backbone.vision_model.post_layernorm(patch_states))
+
+    def _encode_frames(self, backbone: nn.Module, pixel_values: torch.Tensor):
+        if pixel_values.dim() != 5:
+            raise ValueError(
+                f"pixel_values must be [batch, frames, channels, height, width], got shape {tuple(pixel_values.shape)}"
+            )
+        batch, frames = pixel_values.shape[:2]
+        outputs = backbone.vision_model(pixel_values=pixel_values.flatten(0, 1))
+        frame_embeds = backbone.visual_projection(outputs.pooler_output).view(batch, frames, -1)
+        patches = outputs.last_hidden_state[:, 1:, :]
+        rows = backbone.config.vision_config.image_size // backbone.config.vision_config.patch_size
+        columns = patches.shape[1] // rows
+        if rows * columns != patches.shape[1]:
+            raise ValueError(f"patch tokens ({patches.shape[1]}) do not form a {rows}-row grid")
+        patch_tokens = patches.reshape(batch, frames, rows * columns, -1)
+        return frame_embeds, patch_tokens, (rows, columns)
+
+
+def _masked_mean(values: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:
+    """Mean over dim 1 of ``values [B, T, D]`` where ``mask [B, T]`` is 1."""
+    if mask is None:
+        return values.mean(dim=1)
+    weights = mask.to(values.dtype).unsqueeze(-1)
+    return (values * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+
+
+def _l2_normalize(x: torch.Tensor) -> torch.Tensor:
+    return x / x.norm(dim=-1, keepdim=True).clamp(min=1e-6)
+
+
+class Clip4ClipAdapter(BackboneAdapter):
+    """CLIP4Clip (Luo et al. 2021): CLIP applied per frame, then the meanP or seqTransf header.
+
+    Frame embeddings are L2-normalised and mean-pooled over valid frames, then normalised again, as
+    in CLIP4Clip's similarity computation. seqTransf adds frame position embeddings, runs a
+    non-causal Transformer over frames (padded frames masked) and adds the input back.
+    """
+
+    def __init__(self, config: FinstaConfig):
+        super().__init__(config)
+        self.temporal_head = config.temporal_head
+        if self.temporal_head == "seqTransf":
+            width = config.projection_dim
+            temporal_config = CLIPTextConfig(
+                hidden_size=width,
+                intermediate_size=4 * width,
+                num_attention_heads=width // 64,
+                num_hidden_layers=config.temporal_num_layers,
+                hidden_act="quick_gelu",
+                attention_dropout=0.0,
+            )
+            temporal_config._attn_implementation = "sdpa"
+            self.frame_position_embeddings = nn.Embedding(config.num_frame_positions, width)
+            self.temporal_encoder = CLIPEncoder(temporal_config)
+
+    def encode_video(self, backbone, pixel_values, video_mask):
+        frame_embeds, patch_tokens, grid = self._encode_frames(backbone, pixel_values)
+        if self.temporal_head == "seqTransf":
+            frame_embeds = self._temporal_transformer(frame_embeds, video_mask)
+        video_embeds = _l2_normalize(_masked_mean(_l2_normalize(frame_embeds), video_mask))
+        return HostVideoOutput(video_embeds, frame_embeds, patch_tokens, grid)
+
+    def _temporal_transformer(self, frame_embeds: torch.Tensor, video_mask: Optional[torch.Tensor]) -> torch.Tensor:
+        batch, frames, _ = frame_embeds.shape
+        if frames > self.frame_position_embeddings.num_embeddings:
+            raise ValueError(
+                f"seqTransf supports at most {self.frame_position_embeddings.num_embeddings} frames, got {frames}"
+            )
+        positions = torch.arange(frames, device=frame_embeds.device)
+        hidden = frame_embeds + self.frame_position_embeddings(positions).unsqueeze(0)
+        attention_mask = None
+        if video_mask is not None:
+            blocked = (1.0 - video_mask.to(hidden.dtype))[:, None, None, :] * torch.finfo(hidden.dtype).min
+            attention_mask = blocked.expand(batch, 1, frames, frames)
+        hidden = self.temporal_encoder(inputs_embeds=hidden, attention_mask=attention_mask).last_hidden_state
+        return hidden + frame_embeds
+
+
+class XClipAdapter(BackboneAdapter):
+    """X-CLIP (Ni et al. 2022): cross-frame communication inside the ViT, then the multi-frame
+    integration Transformer. Only X-CLIP's video-independent text embedding is used, so text and
+    video embeddings stay independently computable (the prompt generator is not used)."""
+
+    def encode_video(self, backbone, pixel_values, video_mask):
+        expected = backbone.config.vision_config.num_frames
+        if pixel_values.dim() == 5 and pixel_values.shape[1] != expected:
+            raise ValueError(
+                f"X-CLIP backbone was built for {expected} frames (vision_config.num_frames), "
+                f"got pixel_values with {pixel_values.shape[1]}"
+            )
+        frame_embeds, patch_tokens, grid = self._encode_frames(backbone, pixel_values)
+        video_embeds = backbone.mit(frame_embeds).pooler_output
+        return HostVideoOutput(video_embeds, frame_embeds, patch_tokens, grid)
+
+
+BACKBONE_ADAPTERS: dict[str, type[BackboneAdapter]] = {
+    "clip": Clip4ClipAdapter,
+    "xclip": XClipAdapter,
+}
+
+
+def build_backbone_adapter(config: FinstaConfig) -> BackboneAdapter:
+    try:
+        adapter_class = BACKBONE_ADAPTERS[config.backbone_type]
+    except KeyError:
+        raise ValueError(
+            f"no backbone adapter for model_type {config.backbone_type!r}; known: {sorted(BACKBONE_ADAPTERS)}"
+        ) from None
+    return adapter_class(config)

@@ -1,0 +1,223 @@
+"""Configuration of Finsta models: a backbone sub-config plus the graph head, losses and ablation switches."""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Union
+
+from transformers import AutoConfig, PreTrainedConfig
+from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+SUPPORTED_BACKBONES = ("clip", "xclip")
+TEMPORAL_HEADS = ("meanP", "seqTransf")
+INFERENCE_MODES = ("distilled", "fused")
+
+# Each switch removes one component the paper ablates (Finsta, TPAMI 2024, ablation study).
+ABLATION_SWITCHES = (
+    "use_stgd",
+    "use_temporal_coreference_edges",
+    "use_predicate_attribute_nodes",
+    "use_cross_modal_edges",
+    "use_osc",
+    "use_ptc",
+)
+
+
+class FinstaConfig(PreTrainedConfig):
+    r"""
+    Configuration for [`FinstaModel`]: a host video-language backbone wrapped with Finsta's graph
+    Transformer head (GTrm, R-GTrm, STGD-GTrm) and fine-grained alignment losses.
+
+    Args:
+        backbone_config (`PreTrainedConfig` or `dict`, *optional*):
+            Config of the host model, built with `AutoModel.from_config`. Supported `model_type`s:
+            `"clip"` (CLIP4Clip: per-frame CLIP vision plus a temporal head) and `"xclip"`.
+            Defaults to a `CLIPConfig()` (ViT-B/32 sizes).
+        temporal_head (`str`, *optional*, defaults to `"meanP"`):
+            CLIP4Clip similarity header: `"meanP"` (mean of frame embeddings) or `"seqTransf"`
+            (a Transformer over frame embeddings with frame position embeddings). Ignored for X-CLIP.
+        temporal_num_layers (`int`, defaults to 4): layers of the seqTransf header.
+        num_frame_positions (`int`, defaults to 128): size of the seqTransf frame position table.
+        graph_hidden_size, graph_num_heads, graph_intermediate_size: width of the graph encoders.
+        text_graph_num_layers (`int`, defaults to 2): GTrm layers over the textual scene graph.
+        video_graph_num_layers (`int`, defaults to 2): R-GTrm layers over the dynamic scene graph;
+            an STGD-GTrm layer follows each R-GTrm layer but the last when `use_stgd`.
+        graph_dropout (`float`, defaults to 0.0).
+        num_latent_slots (`int`, defaults to 6): object slots per frame of the latent DSG.
+        latent_slot_iterations (`int`, defaults to 3): clustering iterations per frame.
+        latent_slot_temperature (`float`, defaults to 0.1): softness of the patch-to-slot assignment.
+        latent_position_weight (`float`, defaults to 0.5): weight of patch coordinates in the
+            clustering features; keeps slots spatially compact so they land on objects.
+        num_video_relation_types (`int`, defaults to 16): relation ids a DSG may carry (0 = none).
+        cross_modal_top_k (`int`, defaults to 2): DSG tracks each TSG object links to in the HSG.
+        cross_modal_temperature (`float`, defaults to 0.1): softness of the cross-modal edge weights.
+        fusion_weight (`float`, defaults to 1.0): weight of the graph embedding in fused inference.
+        inference_mode (`str`, defaults to `"fused"`): `"distilled"` returns the host's own
+            embeddings (host cost, no scene graph); `"fused"` adds the graph encoders' embeddings.
+        contrastive_loss_weight, graph_contrastive_loss_weight, osc_loss_weight, ptc_loss_weight,
+        distillation_loss_weight (`float`): weights of the loss components.
+        use_stgd, use_temporal_coreference_edges, use_predicate_attribute_nodes,
+        use_cross_modal_edges, use_osc, use_ptc (`bool`, default `True`): ablation switches, one per
+            component ablated in the paper.
+        initializer_range (`float`, defaults to 0.02).
+    """
+
+    model_type = "finsta"
+    sub_configs = {"backbone_config": AutoConfig}
+
+    def __init__(
+        self,
+        backbone_config: Optional[Union[PreTrainedConfig, dict[str, Any]]] = None,
+        temporal_head: str = "meanP",
+        temporal_num_layers: int = 4,
+        num_frame_positions: int = 128,
+        graph_hidden_size: int = 256,
+        graph_num_heads: int = 4,
+        graph_intermediate_size: Optional[int] = None,
+        text_graph_num_layers: int = 2,
+        video_graph_num_layers: int = 2,
+        graph_dropout: float = 0.0,
+        num_latent_slots: int = 6,
+        latent_slot_iterations: int = 3,
+        latent_slot_temperature: float = 0.1,
+        latent_position_weight: float = 0.5,
+        num_video_relation_types: int = 16,
+        cross_modal_top_k: int = 2,
+        cross_modal_temperature: float = 0.1,
+        fusion_weight: float = 1.0,
+        inference_mode: str = "fused",
+        contrastive_loss_weight: float = 1.0,
+        graph_contrastive_loss_weight: float = 1.0,
+        osc_loss_weight: float = 0.5,
+        ptc_loss_weight: float = 0.5,
+        distillation_loss_weight: float = 1.0,
+        use_stgd: bool = True,
+        use_temporal_coreference_edges: bool = True,
+        use_predicate_attribute_nodes: bool = True,
+        use_cross_modal_edges: bool = True,
+        use_osc: bool = True,
+        use_ptc: bool = True,
+        initializer_range: float = 0.02,
+        **kwargs,
+    ):
+        self.backbone_config = _build_backbone_config(backbone_config)
+        self.temporal_head = temporal_head
+        self.temporal_num_layers = temporal_num_layers
+        self.num_frame_positions = num_frame_positions
+        self.graph_hidden_size = graph_hidden_size
+        self.graph_num_heads = graph_num_heads
+        self.graph_intermediate_size = graph_intermediate_size or 4 * graph_hidden_size
+        self.text_graph_num_layers = text_graph_num_layers
+        self.video_graph_num_layers = video_graph_num_layers
+        self.graph_dropout = graph_dropout
+        self.num_latent_slots = num_latent_slots
+        self.latent_slot_iterations = latent_slot_iterations
+        self.latent_slot_temperature = latent_slot_temperature
+        self.latent_position_weight = latent_position_weight
+        self.num_video_relation_types = num_video_relation_types
+        self.cross_modal_top_k = cross_modal_top_k
+        self.cross_modal_temperature = cross_modal_temperature
+        self.fusion_weight = fusion_weight
+        self.inference_mode = inference_mode
+        self.contrastive_loss_weight = contrastive_loss_weight
+        self.graph_contrastive_loss_weight = graph_contrastive_loss_weight
+        self.osc_loss_weight = osc_loss_weight
+        self.ptc_loss_weight = ptc_loss_weight
+        self.distillation_loss_weight = distillation_loss_weight
+        self.use_stgd = use_stgd
+        self.use_temporal_coreference_edges = use_temporal_coreference_edges
+        self.use_predicate_attribute_nodes = use_predicate_attribute_nodes
+        self.use_cross_modal_edges = use_cross_modal_edges
+        self.use_osc = use_osc
+        self.use_ptc = use_ptc
+        self.initializer_range = initializer_range
+        super().__init__(**kwargs)
+        self._validate()
+
+    @property
+    def backbone_type(self) -> str:
+        return self.backbone_config.model_type
+
+    @property
+    def projection_dim(self) -> int:
+        """Size of the host's joint text-video embedding space."""
+        return self.backbone_config.projection_dim
+
+    def _validate(self) -> None:
+        def fail(field: str, expected: str) -> None:
+            raise ValueError(f"FinstaConfig.{field}: expected {expected}, got {getattr(self, field)!r}")
+
+        if self.backbone_type not in SUPPORTED_BACKBONES:
+            raise ValueError(
+                f"FinstaConfig.backbone_config: model_type {self.backbone_type!r} is not supported; "
+                f"expected one of {SUPPORTED_BACKBONES} (add a backbone adapter in backbone_adapters.py)"
+            )
+        if self.temporal_head not in TEMPORAL_HEADS:
+            fail("temporal_head", f"one of {TEMPORAL_HEADS}")
+        if self.inference_mode not in INFERENCE_MODES:
+            fail("inference_mode", f"one of {INFERENCE_MODES}")
+        for field in (
+            "temporal_num_layers",
+            "num_frame_positions",
+            "graph_hidden_size",
+            "graph_num_heads",
+            "graph_intermediate_size",
+            "text_graph_num_layers",
+            "video_graph_num_layers",
+            "num_latent_slots",
+            "latent_slot_iterations",
+            "num_video_relation_types",
+            "cross_modal_top_k",
+        ):
+            value = getattr(self, field)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                fail(field, "a positive integer")
+        if self.graph_hidden_size % self.graph_num_heads:
+            fail("graph_hidden_size", f"a multiple of graph_num_heads={self.graph_num_heads}")
+        if self.temporal_head == "seqTransf" and self.backbone_type == "clip" and self.projection_dim % 64:
+            raise ValueError(
+                "FinstaConfig.temporal_head='seqTransf' needs backbone_config.projection_dim to be a multiple of 64 "
+                f"(heads = width // 64, as in CLIP4Clip), got {self.projection_dim}"
+            )
+        for field in ("latent_slot_temperature", "cross_modal_temperature"):
+            if not getattr(self, field) > 0:
+                fail(field, "a positive number")
+        for field in (
+            "graph_dropout",
+            "latent_position_weight",
+            "fusion_weight",
+            "contrastive_loss_weight",
+            "graph_contrastive_loss_weight",
+            "osc_loss_weight",
+            "ptc_loss_weight",
+            "distillation_loss_weight",
+        ):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                fail(field, "a non-negative number")
+        if self.graph_dropout >= 1:
+            fail("graph_dropout", "a number in [0, 1)")
+        for field in ABLATION_SWITCHES:
+            if not isinstance(getattr(self, field), bool):
+                fail(field, "a bool")
+
+
+def _build_backbone_config(value: Optional[Union[PreTrainedConfig, dict[str, Any]]]) -> PreTrainedConfig:
+    """Accept a config object or its dict (as stored in config.json) and return a config object."""
+    if value is None:
+        return CONFIG_MAPPING["clip"]()
+    if isinstance(value, PreTrainedConfig):
+        return value
+    if isinstance(value, dict):
+        data = dict(value)
+        model_type = data.pop("model_type", None)
+        if model_type is None:
+            raise ValueError("FinstaConfig.backbone_config: the dict needs a 'model_type' (e.g. 'clip' or 'xclip')")
+        if model_type not in CONFIG_MAPPING:
+            raise ValueError(f"FinstaConfig.backbone_config: unknown model_type {model_type!r}")
+        return CONFIG_MAPPING[model_type](**data)
+    raise TypeError(
+        f"FinstaConfig.backbone_config: expected a PreTrainedConfig, a dict or None, got {type(value).__name__}"
+    )
+
+
+__all__ = ["FinstaConfig"]

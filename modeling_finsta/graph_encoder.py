@@ -1,0 +1,303 @@
+"""FinstaGraphEncoder: every new parameter Finsta adds to a host model, in one module.
+
+It encodes the textual scene graph (TSG) with GTrm, the dynamic scene graph (DSG, latent or
+annotated) with R-GTrm interleaved with STGD-GTrm, links them into the holistic scene graph (HSG)
+through cross-modal coreference edges, and projects pooled graph states into the host's joint
+embedding space. Node features come from the host's own token and patch states, which the
+`FinstaModel` passes in; this module never calls the backbone itself.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .configuration_finsta import FinstaConfig
+from .graph_layers import (
+    GraphTransformerLayer,
+    RecurrentGraphTransformerLayer,
+    SpatioTemporalGaussianDifferentialLayer,
+    allowed_to_bias,
+)
+from .latent_scene_graph import LatentSceneGraphBuilder, box_patch_weights, pool_by_weights
+from .scene_graphs import TEXT_EDGE_TYPES, TEXT_NODE_TYPES, TextSceneGraphBatch, VideoSceneGraphBatch
+
+NUM_GEOMETRIC_RELATIONS = 6  # none/self, overlapping, left of, right of, above, below
+
+
+@dataclass
+class TextGraphEncoding:
+    node_states: torch.Tensor  # [B, N, H]
+    node_mask: torch.Tensor  # [B, N]
+    node_types: torch.Tensor  # [B, N]
+    edge_types: torch.Tensor  # [B, N, N]
+    pooled_token_states: torch.Tensor  # [B, N, text_hidden] span-pooled host token states
+    graph_embeds: torch.Tensor  # [B, E] L2-normalised
+    has_graph: torch.Tensor  # [B] caption has at least one node
+
+
+@dataclass
+class VideoGraphInputs:
+    """DSG nodes ready for encoding; kept so the same graph can be re-encoded with frames permuted."""
+
+    node_features: torch.Tensor  # [B, T, S, Dv] pooled patch tokens
+    boxes: torch.Tensor  # [B, T, S, 4]
+    node_mask: torch.Tensor  # [B, T, S]
+    relation_types: Optional[torch.Tensor]  # [B, T, S, S]
+
+    def permute_frames(self, order: torch.Tensor) -> "VideoGraphInputs":
+        """Reorder frames per video with ``order [B, T]`` (frame indices)."""
+
+        def take(x):
+            if x is None:
+                return None
+            index = order.view(*order.shape, *([1] * (x.dim() - 2))).expand(*order.shape, *x.shape[2:])
+            return torch.gather(x, 1, index)
+
+        return VideoGraphInputs(take(self.node_features), take(self.boxes), take(self.node_mask), take(self.relation_types))
+
+
+@dataclass
+class VideoGraphEncoding:
+    node_states: torch.Tensor  # [B, T, S, H]
+    node_mask: torch.Tensor  # [B, T, S]
+    track_states: torch.Tensor  # [B, S, H] mean over the frames where the track is present
+    track_mask: torch.Tensor  # [B, S]
+    graph_embeds: torch.Tensor  # [B, E] L2-normalised
+    boxes: torch.Tensor  # [B, T, S, 4]
+    frame_adjacency: torch.Tensor  # [B, T, S, S] soft within-frame neighbourhood (for 2-hop regions)
+
+
+def geometric_relations(boxes: torch.Tensor, node_mask: torch.Tensor) -> torch.Tensor:
+    """[ours] Coarse spatial relation ids between the boxes of a frame: ``[..., S, 4] -> [..., S, S]``.
+
+    0 none/self, 1 overlapping, 2 j left of i, 3 j right of i, 4 j above i, 5 j below i. They give
+    both DSG sources relation edges even when an annotation carries none.
+    """
+    centres = (boxes[..., :2] + boxes[..., 2:]) / 2
+    delta = centres.unsqueeze(-3) - centres.unsqueeze(-2)  # [..., i, j, 2] = c_j - c_i
+    x1 = torch.maximum(boxes[..., :, None, 0], boxes[..., None, :, 0])
+    y1 = torch.maximum(boxes[..., :, None, 1], boxes[..., None, :, 1])
+    x2 = torch.minimum(boxes[..., :, None, 2], boxes[..., None, :, 2])
+    y2 = torch.minimum(boxes[..., :, None, 3], boxes[..., None, :, 3])
+    overlapping = (x2 > x1) & (y2 > y1)
+    horizontal = delta[..., 0].abs() >= delta[..., 1].abs()
+    direction = torch.where(
+        horizontal,
+        torch.where(delta[..., 0] < 0, 2, 3),
+        torch.where(delta[..., 1] < 0, 4, 5),
+    )
+    relation = torch.where(overlapping, torch.ones_like(direction), direction)
+    valid = node_mask.unsqueeze(-1) & node_mask.unsqueeze(-2)
+    valid = valid & ~torch.eye(boxes.shape[-2], dtype=torch.bool, device=boxes.device)
+    return relation * valid
+
+
+class FinstaGraphEncoder(nn.Module):
+    """GTrm + R-GTrm + STGD-GTrm + latent DSG builder + HSG edges + projections (see module docstring)."""
+
+    def __init__(self, config: FinstaConfig, text_hidden_size: int, vision_hidden_size: int):
+        super().__init__()
+        self.config = config
+        hidden = config.graph_hidden_size
+        heads = config.graph_num_heads
+        intermediate = config.graph_intermediate_size
+        dropout = config.graph_dropout
+        embed_dim = config.projection_dim
+
+        # Node features from host states.
+        self.text_node_proj = nn.Linear(text_hidden_size, hidden)
+        self.text_node_type_embedding = nn.Embedding(len(TEXT_NODE_TYPES) + 1, hidden)
+        self.video_node_proj = nn.Linear(vision_hidden_size, hidden)
+        self.video_box_proj = nn.Linear(4, hidden)
+
+        # GTrm over the TSG: per-head biases for the edge type i->j and for the reverse edge j->i.
+        self.text_edge_bias = nn.Embedding(len(TEXT_EDGE_TYPES) + 1, heads)
+        self.text_reverse_edge_bias = nn.Embedding(len(TEXT_EDGE_TYPES) + 1, heads)
+        self.text_layers = nn.ModuleList(
+            GraphTransformerLayer(hidden, heads, intermediate, dropout) for _ in range(config.text_graph_num_layers)
+        )
+
+        # R-GTrm (+ STGD-GTrm between R-GTrm layers) over the DSG.
+        self.video_relation_bias = nn.Embedding(config.num_video_relation_types + 1, heads)
+        self.video_geometric_bias = nn.Embedding(NUM_GEOMETRIC_RELATIONS, heads)
+        self.video_layers = nn.ModuleList(
+            RecurrentGraphTransformerLayer(
+                hidden, heads, intermediate, dropout, use_temporal_coreference=config.use_temporal_coreference_edges
+            )
+            for _ in range(config.video_graph_num_layers)
+        )
+        num_stgd = config.video_graph_num_layers - 1 if config.use_stgd else 0
+        if config.use_stgd and config.video_graph_num_layers == 1:
+            num_stgd = 1  # with a single R-GTrm layer, STGD follows it
+        self.stgd_layers = nn.ModuleList(
+            SpatioTemporalGaussianDifferentialLayer(hidden, heads, intermediate, dropout) for _ in range(num_stgd)
+        )
+        self.latent_builder = LatentSceneGraphBuilder(
+            config.num_latent_slots,
+            config.latent_slot_iterations,
+            config.latent_slot_temperature,
+            config.latent_position_weight,
+        )
+
+        # Projections into the host's joint space (graph embeddings) and the loss heads.
+        self.text_output_norm = nn.LayerNorm(hidden)
+        self.text_graph_projection = nn.Linear(hidden, embed_dim)
+        self.video_output_norm = nn.LayerNorm(hidden)
+        self.video_graph_projection = nn.Linear(hidden, embed_dim)
+        self.osc_text_head = nn.Linear(hidden, hidden)
+        self.osc_video_head = nn.Linear(hidden, hidden)
+        self.ptc_text_head = nn.Linear(hidden, hidden)
+        self.ptc_video_head = nn.Linear(hidden, hidden)
+        init_scale = math.log(1 / 0.07)
+        self.graph_logit_scale = nn.Parameter(torch.tensor(init_scale))
+        self.osc_logit_scale = nn.Parameter(torch.tensor(init_scale))
+        self.ptc_logit_scale = nn.Parameter(torch.tensor(init_scale))
+
+    # ----------------------------------------------------------------------------------- text side
+    def encode_text_graph(self, token_states: torch.Tensor, graph: TextSceneGraphBatch) -> TextGraphEncoding:
+        node_types = graph.node_types
+        edge_types = graph.edge_types
+        token_mask = graph.node_token_mask.to(token_states.dtype)
+        if token_mask.shape[-1] != token_states.shape[1]:
+            raise ValueError(
+                f"text_scene_graph.node_token_mask covers {token_mask.shape[-1]} tokens but input_ids has "
+                f"{token_states.shape[1]}: build the scene graph with the same tokenization"
+            )
+        node_mask = (node_types > 0) & (token_mask.sum(-1) > 0)  # a span truncated away drops its node
+        if not self.config.use_predicate_attribute_nodes:
+            node_mask = node_mask & (node_types != TEXT_NODE_TYPES["predicate_attribute"])
+        pooled = token_mask @ token_states / token_mask.sum(-1, keepdim=True).clamp(min=1.0)
+        hidden = self.text_node_proj(pooled) + self.text_node_type_embedding(node_types * node_mask)
+        hidden = hidden * node_mask.unsqueeze(-1).to(hidden.dtype)
+
+        edges = edge_types * (node_mask.unsqueeze(-1) & node_mask.unsqueeze(-2))
+        reverse = edges.transpose(1, 2)
+        allowed = (edges > 0) | (reverse > 0)
+        bias = (self.text_edge_bias(edges) + self.text_reverse_edge_bias(reverse)).permute(0, 3, 1, 2)
+        bias = bias + allowed_to_bias(allowed, hidden.dtype).unsqueeze(1)
+        for layer in self.text_layers:
+            hidden = layer(hidden, bias, node_mask)
+
+        has_graph = node_mask.any(-1)
+        pooled_graph = hidden.sum(1) / node_mask.sum(-1, keepdim=True).clamp(min=1).to(hidden.dtype)
+        graph_embeds = F.normalize(self.text_graph_projection(self.text_output_norm(pooled_graph)), dim=-1)
+        graph_embeds = graph_embeds * has_graph.unsqueeze(-1).to(graph_embeds.dtype)
+        return TextGraphEncoding(hidden, node_mask, node_types, edges, pooled, graph_embeds, has_graph)
+
+    # ---------------------------------------------------------------------------------- video side
+    def build_video_graph(
+        self,
+        patch_tokens: torch.Tensor,
+        grid_size: tuple[int, int],
+        video_mask: Optional[torch.Tensor],
+        video_graph: Optional[VideoSceneGraphBatch],
+    ) -> tuple[VideoGraphInputs, torch.Tensor]:
+        """DSG nodes from an annotated graph (boxes RoI-pooled on the patch grid) or the latent builder.
+
+        Returns the graph inputs and the patch weights ``[B, T, S, N]`` used to pool node features.
+        """
+        if video_graph is None:
+            latent = self.latent_builder(patch_tokens, grid_size, video_mask)
+            weights, boxes, node_mask, relations = latent["assignment"], latent["boxes"], latent["node_mask"], None
+        else:
+            if video_graph.boxes.shape[:2] != patch_tokens.shape[:2]:
+                raise ValueError(
+                    f"video_scene_graph has {tuple(video_graph.boxes.shape[:2])} (batch, frames) but pixel_values has "
+                    f"{tuple(patch_tokens.shape[:2])}: give one DSG keyframe per sampled frame"
+                )
+            boxes = video_graph.boxes.to(torch.float32)
+            node_mask = video_graph.node_mask
+            if video_mask is not None:
+                node_mask = node_mask & video_mask.bool().unsqueeze(-1)
+            weights = box_patch_weights(boxes, *grid_size) * node_mask.unsqueeze(-1)
+            relations = video_graph.relation_types
+            if relations is not None and int(relations.max()) > self.config.num_video_relation_types:
+                raise ValueError(
+                    f"video_scene_graph.relation_types has id {int(relations.max())} but the config allows "
+                    f"num_video_relation_types={self.config.num_video_relation_types}"
+                )
+        features = pool_by_weights(patch_tokens, weights)
+        return VideoGraphInputs(features, boxes, node_mask, relations), weights
+
+    def encode_video_graph(self, inputs: VideoGraphInputs) -> VideoGraphEncoding:
+        node_mask = inputs.node_mask
+        boxes = inputs.boxes
+        batch, frames, slots = node_mask.shape
+        dtype = self.video_node_proj.weight.dtype
+        geometry = torch.cat([(boxes[..., :2] + boxes[..., 2:]) / 2, boxes[..., 2:] - boxes[..., :2]], dim=-1)
+        hidden = self.video_node_proj(inputs.node_features.to(dtype)) + self.video_box_proj(geometry.to(dtype))
+        hidden = hidden * node_mask.unsqueeze(-1).to(dtype)
+
+        geometric = geometric_relations(boxes, node_mask)
+        bias = self.video_geometric_bias(geometric)
+        if inputs.relation_types is not None:
+            relations = inputs.relation_types * (node_mask.unsqueeze(-1) & node_mask.unsqueeze(-2))
+            bias = bias + self.video_relation_bias(relations)
+        # Within a frame every visible node may attend to every other; relation types shape the bias.
+        allowed = node_mask.unsqueeze(-1) & node_mask.unsqueeze(-2)
+        spatial_bias = bias.permute(0, 1, 4, 2, 3).reshape(batch * frames, -1, slots, slots)
+        spatial_bias = spatial_bias + allowed_to_bias(allowed, dtype).reshape(batch * frames, 1, slots, slots)
+
+        centres = (boxes[..., :2] + boxes[..., 2:]) / 2
+        for index, layer in enumerate(self.video_layers):
+            hidden = layer(hidden, spatial_bias, node_mask)
+            if index < len(self.stgd_layers):
+                hidden = self.stgd_layers[index](hidden, spatial_bias, node_mask, centres)
+
+        presence = node_mask.to(hidden.dtype)
+        track_count = presence.sum(1)  # [B, S]
+        track_states = hidden.sum(1) / track_count.clamp(min=1).unsqueeze(-1)
+        track_mask = track_count > 0
+        pooled = track_states.sum(1) / track_mask.sum(-1, keepdim=True).clamp(min=1).to(hidden.dtype)
+        graph_embeds = F.normalize(self.video_graph_projection(self.video_output_norm(pooled)), dim=-1)
+
+        # Soft neighbourhood within a frame for 2-hop region pooling: Gaussian proximity of centres.
+        distance = ((centres.unsqueeze(-2) - centres.unsqueeze(-3)) ** 2).sum(-1)
+        adjacency = torch.exp(-distance / (2 * 0.25**2)) * allowed
+        if inputs.relation_types is not None:
+            adjacency = torch.maximum(adjacency, (inputs.relation_types > 0).to(adjacency.dtype) * allowed)
+        return VideoGraphEncoding(hidden, node_mask, track_states, track_mask, graph_embeds, boxes, adjacency)
+
+    # ------------------------------------------------------------------------------ holistic graph
+    def cross_modal_edges(
+        self,
+        text_joint: torch.Tensor,
+        text_mask: torch.Tensor,
+        track_joint: torch.Tensor,
+        track_mask: torch.Tensor,
+        grounding: Optional[torch.Tensor] = None,
+    ) -> torch.Tensor:
+        """HSG cross-modal coreference weights ``[B, N, S]`` between TSG nodes and the paired video's tracks.
+
+        [ours] Cosine similarity in the host's joint space, kept for the top-k tracks and softened with
+        ``cross_modal_temperature``; annotated ``grounding`` rows replace inferred ones. With
+        ``use_cross_modal_edges=False`` every node links uniformly to all tracks of its video, so no
+        object-level correspondence is used. Rows of padded nodes are zero. No gradient: the weights
+        route the contrastive targets, they are not themselves trained.
+        """
+        with torch.no_grad():
+            valid = text_mask.unsqueeze(-1) & track_mask.unsqueeze(1)
+            if not self.config.use_cross_modal_edges:
+                uniform = valid.float()
+                return uniform / uniform.sum(-1, keepdim=True).clamp(min=1)
+            similarity = F.normalize(text_joint.float(), dim=-1) @ F.normalize(track_joint.float(), dim=-1).transpose(1, 2)
+            similarity = similarity.masked_fill(~valid, float("-inf"))
+            k = min(self.config.cross_modal_top_k, similarity.shape[-1])
+            threshold = similarity.topk(k, dim=-1).values[..., -1:]
+            similarity = similarity.masked_fill(similarity < threshold, float("-inf"))
+            weights = torch.softmax(similarity / self.config.cross_modal_temperature, dim=-1)
+            weights = torch.nan_to_num(weights, nan=0.0) * valid
+            if grounding is not None:
+                grounding = grounding.float()[..., : weights.shape[-1]]
+                if grounding.shape[-1] < weights.shape[-1]:
+                    grounding = F.pad(grounding, (0, weights.shape[-1] - grounding.shape[-1]))
+                grounding = grounding * valid
+                row_sum = grounding.sum(-1, keepdim=True)
+                weights = torch.where(row_sum > 0, grounding / row_sum.clamp(min=1e-6), weights)
+            return weights

@@ -1,0 +1,152 @@
+"""Finsta's objectives: gathered video-text InfoNCE, OSC, PTC and host distillation.
+
+All functions are plain and explicit (in the spirit of open_clip's ``loss.py``): they take
+embeddings and masks, return a scalar, and say in their docstrings what is positive and what is
+negative.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+
+def gather_with_grad(tensor: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """All-gather ``tensor [B, ...]`` across processes keeping gradients; returns (gathered, offset of this rank).
+
+    Without an initialised process group (or with one process) it is the identity. Every rank must
+    pass the same batch size, as DDP and Accelerate's even batches guarantee.
+    """
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return tensor, 0
+    from torch.distributed.nn.functional import all_gather
+
+    gathered = torch.cat(all_gather(tensor.contiguous()), dim=0)
+    return gathered, dist.get_rank() * tensor.shape[0]
+
+
+def contrastive_loss(text_embeds: torch.Tensor, video_embeds: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
+    """Symmetric InfoNCE between L2-normalised text and video embeddings, gathered across processes.
+
+    Each local caption is scored against every video of the global batch (and vice versa); the
+    positive is its own video. Averaged over ranks by DDP, this equals the single-process loss on
+    the global batch.
+    """
+    text_embeds = F.normalize(text_embeds, dim=-1)
+    video_embeds = F.normalize(video_embeds, dim=-1)
+    all_text, offset = gather_with_grad(text_embeds)
+    all_video, _ = gather_with_grad(video_embeds)
+    labels = torch.arange(text_embeds.shape[0], device=text_embeds.device) + offset
+    logits_per_text = logit_scale * text_embeds @ all_video.t()
+    logits_per_video = logit_scale * video_embeds @ all_text.t()
+    return (F.cross_entropy(logits_per_text.float(), labels) + F.cross_entropy(logits_per_video.float(), labels)) / 2
+
+
+def soft_target_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy against a target distribution, over candidates where ``valid`` is true."""
+    logits = logits.float().masked_fill(~valid, float("-inf"))
+    log_probs = torch.log_softmax(logits, dim=-1).masked_fill(~valid, 0.0)
+    return -(targets * log_probs).sum(-1).mean()
+
+
+def neighbourhood_mean(states: torch.Tensor, adjacency: torch.Tensor, include_self: bool = True) -> torch.Tensor:
+    """Mean of each node's state with its neighbours' (``adjacency [..., N, N]`` 0/1 or soft)."""
+    weights = adjacency.to(states.dtype)
+    if include_self:
+        weights = weights + torch.eye(weights.shape[-1], dtype=weights.dtype, device=weights.device)
+    return weights @ states / weights.sum(-1, keepdim=True).clamp(min=1e-6)
+
+
+def object_spatial_contrastive_loss(
+    anchors: torch.Tensor,
+    anchor_batch_index: torch.Tensor,
+    anchor_targets: torch.Tensor,
+    regions: torch.Tensor,
+    region_mask: torch.Tensor,
+    logit_scale: torch.Tensor,
+) -> torch.Tensor:
+    """OSC: each TSG object (with its attributes) against every DSG track region in the batch.
+
+    anchors ``[A, H]``: object-node states (pooled with their attribute neighbours), L2-normalised.
+    anchor_batch_index ``[A]``: which caption (and so which paired video) each anchor comes from.
+    anchor_targets ``[A, S]``: cross-modal coreference weights over the paired video's tracks.
+    regions ``[B, S, H]``: 2-hop neighbourhood regions of every track, L2-normalised.
+    Positives are the coreferent tracks of the paired video (soft), negatives are its other tracks
+    and all tracks of the other videos.
+    """
+    batch, slots, _ = regions.shape
+    logits = logit_scale * anchors @ regions.reshape(batch * slots, -1).t()  # [A, B*S]
+    targets = torch.zeros_like(logits, dtype=torch.float32)
+    columns = anchor_batch_index.unsqueeze(1) * slots + torch.arange(slots, device=logits.device)
+    targets.scatter_(1, columns, anchor_targets.float())
+    keep = targets.sum(-1) > 0
+    if not keep.any():
+        return logits.sum() * 0.0
+    valid = region_mask.reshape(1, -1).expand_as(logits)
+    return soft_target_cross_entropy(logits[keep], targets[keep], valid[keep])
+
+
+def predicate_temporal_contrastive_loss(
+    anchors: torch.Tensor,
+    anchor_batch_index: torch.Tensor,
+    positives: torch.Tensor,
+    order_negatives: torch.Tensor,
+    video_summaries: torch.Tensor,
+    logit_scale: torch.Tensor,
+) -> torch.Tensor:
+    """PTC: each TSG predicate (with subject, object and adverbs) against temporal track features.
+
+    anchors ``[A, H]``; positives ``[A, H]``: the subject/object tracks of the paired video, encoded
+    in true frame order; order_negatives ``[A, K, H]``: the same tracks encoded from the same video
+    with frames reversed / shuffled (what teaches temporal order); video_summaries ``[B, H]``: a
+    temporal summary of every video, those of the other videos are negatives. All L2-normalised.
+    """
+    positive_logits = (anchors * positives).sum(-1, keepdim=True)
+    order_logits = torch.einsum("ah,akh->ak", anchors, order_negatives)
+    other_logits = anchors @ video_summaries.t()
+    logits = logit_scale * torch.cat([positive_logits, order_logits, other_logits], dim=-1)
+    # Mask after scaling: -inf times the scale's gradient would give NaN.
+    own = F.one_hot(anchor_batch_index, video_summaries.shape[0]).bool()
+    own = F.pad(own, (1 + order_logits.shape[1], 0))
+    logits = logits.masked_fill(own, float("-inf"))
+    labels = torch.zeros(anchors.shape[0], dtype=torch.long, device=anchors.device)
+    return F.cross_entropy(logits.float(), labels)
+
+
+def distillation_loss(
+    host_embeds: torch.Tensor, graph_embeds: torch.Tensor, mask: Optional[torch.Tensor] = None
+) -> torch.Tensor:
+    """[ours] 1 - cosine between the host's embeddings and the graph encoder's (stop-gradient on the graph side).
+
+    This is what transfers structure into the host so that the distilled mode needs no scene graph.
+    """
+    cosine = F.cosine_similarity(host_embeds.float(), graph_embeds.detach().float(), dim=-1)
+    if mask is None:
+        return (1 - cosine).mean()
+    mask = mask.to(cosine.dtype)
+    return ((1 - cosine) * mask).sum() / mask.sum().clamp(min=1)
+
+
+def reversed_frame_order(video_mask: torch.Tensor) -> torch.Tensor:
+    """Per-video frame indices ``[B, T]`` that reverse the valid frames and keep padding in place."""
+    frames = video_mask.shape[1]
+    positions = torch.arange(frames, device=video_mask.device).expand_as(video_mask)
+    lengths = video_mask.long().sum(-1, keepdim=True)
+    return torch.where(positions < lengths, lengths - 1 - positions, positions)
+
+
+def shuffled_frame_order(video_mask: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """Per-video random permutation ``[B, T]`` of the valid frames (never the identity when 3+ frames)."""
+    frames = video_mask.shape[1]
+    keys = torch.rand(video_mask.shape, generator=generator, device="cpu").to(video_mask.device)
+    keys = keys.masked_fill(~video_mask.bool(), 2.0) + torch.arange(frames, device=video_mask.device) * (~video_mask.bool())
+    order = keys.argsort(dim=-1)
+    identity = torch.arange(frames, device=video_mask.device).expand_as(order)
+    lengths = video_mask.long().sum(-1, keepdim=True)
+    unchanged = (order == identity).all(-1, keepdim=True) & (lengths >= 3)
+    # Fall back to a rotation of the valid frames, which always differs from the identity.
+    rotated = torch.where(identity < lengths, (identity + 1) % lengths.clamp(min=1), identity)
+    return torch.where(unchanged, rotated, order)

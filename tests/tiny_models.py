@@ -1,0 +1,103 @@
+"""Tiny random backbone configs and tokenizers, built in code (nothing is downloaded)."""
+
+from __future__ import annotations
+
+from transformers import CLIPConfig, CLIPTokenizer, XCLIPConfig
+
+from modeling_finsta import FinstaConfig
+
+WORDS = (
+    "a the man woman dog cat ball red blue green yellow circle square triangle moves move left right "
+    "towards away from then runs throws is by and takes out fridge opens bottle quickly"
+).split()
+
+
+def tiny_clip_config(image_size: int = 32, patch_size: int = 8, projection_dim: int = 64) -> CLIPConfig:
+    return CLIPConfig(
+        text_config=dict(
+            hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+            vocab_size=len(WORDS) + 8, max_position_embeddings=24, bos_token_id=len(WORDS) + 2,
+            eos_token_id=len(WORDS) + 3, pad_token_id=len(WORDS) + 4,
+        ),
+        vision_config=dict(
+            hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+            image_size=image_size, patch_size=patch_size,
+        ),
+        projection_dim=projection_dim,
+    )
+
+
+def tiny_xclip_config(num_frames: int = 4) -> XCLIPConfig:
+    return XCLIPConfig(
+        text_config=dict(
+            hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+            vocab_size=len(WORDS) + 8, max_position_embeddings=24, bos_token_id=len(WORDS) + 2,
+            eos_token_id=len(WORDS) + 3, pad_token_id=len(WORDS) + 4,
+        ),
+        vision_config=dict(
+            hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+            image_size=32, patch_size=8, num_frames=num_frames, mit_hidden_size=64,
+            mit_intermediate_size=128, mit_num_hidden_layers=1, mit_num_attention_heads=2,
+        ),
+        projection_dim=64,
+        prompt_layers=1,
+        prompt_num_attention_heads=2,
+        prompt_attention_dropout=0.0,
+        prompt_projection_dropout=0.0,
+    )
+
+
+def tiny_finsta_config(backbone: str = "clip", **overrides) -> FinstaConfig:
+    backbone_config = tiny_clip_config() if backbone == "clip" else tiny_xclip_config()
+    defaults = dict(
+        graph_hidden_size=32, graph_num_heads=4, text_graph_num_layers=1, video_graph_num_layers=2,
+        temporal_num_layers=1, num_latent_slots=4, num_frame_positions=16,
+    )
+    defaults.update(overrides)
+    return FinstaConfig(backbone_config=backbone_config, **defaults)
+
+
+def example_inputs(batch: int = 3, frames: int = 4, length: int = 10, nodes: int = 6, seed: int = 0) -> dict:
+    """Random captions and videos with a small hand-made TSG per caption (last caption has no nodes)."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    input_ids = torch.randint(0, len(WORDS), (batch, length), generator=generator)
+    attention_mask = torch.ones(batch, length, dtype=torch.long)
+    pixel_values = torch.randn(batch, frames, 3, 32, 32, generator=generator)
+    # man(obj) -red(attr) ; man -subject-> throw(pred) -object-> ball(obj) ; throw -> quickly(adverb)
+    pattern = [1, 2, 3, 1, 4]
+    node_types = torch.zeros(batch, nodes, dtype=torch.long)
+    node_token_mask = torch.zeros(batch, nodes, length)
+    edge_types = torch.zeros(batch, nodes, nodes, dtype=torch.long)
+    for b in range(batch - 1 if batch > 1 else batch):
+        for n, kind in enumerate(pattern):
+            node_types[b, n] = kind
+            node_token_mask[b, n, 1 + n] = 1
+        edge_types[b, 0, 1] = 1  # object -> attribute
+        edge_types[b, 0, 2] = 2  # subject -> predicate
+        edge_types[b, 2, 3] = 3  # predicate -> object
+        edge_types[b, 2, 4] = 4  # predicate -> adverb
+    return {
+        "input_ids": input_ids,
+        "attention_mask": attention_mask,
+        "pixel_values": pixel_values,
+        "video_mask": torch.ones(batch, frames, dtype=torch.long),
+        "text_scene_graph": {"node_types": node_types, "node_token_mask": node_token_mask, "edge_types": edge_types},
+    }
+
+
+def annotated_video_scene_graph(batch: int = 3, frames: int = 4, tracks: int = 3) -> dict:
+    """Two objects moving in opposite directions, plus an empty padded track slot."""
+    import torch
+
+    boxes = torch.zeros(batch, frames, tracks, 4)
+    node_mask = torch.zeros(batch, frames, tracks, dtype=torch.bool)
+    for t in range(frames):
+        shift = 0.1 * t
+        boxes[:, t, 0] = torch.tensor([0.05 + shift, 0.1, 0.3 + shift, 0.35])
+        boxes[:, t, 1] = torch.tensor([0.65 - shift, 0.6, 0.9 - shift, 0.85])
+        node_mask[:, t, :2] = True
+    relation_types = torch.zeros(batch, frames, tracks, tracks, dtype=torch.long)
+    relation_types[:, :, 0, 1] = 1
+    return {"boxes": boxes, "node_mask": node_mask, "relation_types": relation_types}
