@@ -14,15 +14,19 @@ from .scene_graphs import (
 )
 from .configuration_finsta import ABLATION_SWITCHES, FinstaConfig
 from .modeling_finsta import FinstaModel, FinstaOutput, FinstaPreTrainedModel
+from .processing_finsta import FinstaBatch, FinstaDataCollator, FinstaProcessor
+from .video_io import VideoDecodingError, VideoPreprocessor, load_video, preprocessor_for_backbone
+from .video_scene_graph_io import VideoSceneGraphError, read_video_scene_graph, write_video_scene_graph
 
 
 def _register_auto_classes() -> None:
     """Make `AutoConfig` / `AutoModel` resolve `model_type="finsta"` once the package is imported."""
-    from transformers import AutoConfig, AutoModel
+    from transformers import AutoConfig, AutoModel, AutoProcessor
 
     try:
         AutoConfig.register(FinstaConfig.model_type, FinstaConfig)
         AutoModel.register(FinstaConfig, FinstaModel)
+        AutoProcessor.register(FinstaConfig, FinstaProcessor)
     except ValueError:  # already registered (e.g. the module was reloaded)
         pass
 

@@ -8,16 +8,50 @@ from modeling_finsta import FinstaConfig
 
 WORDS = (
     "a the man woman dog cat ball red blue green yellow circle square triangle moves move left right "
-    "towards away from then runs throws is by and takes out fridge opens bottle quickly"
+    "towards away from then runs throws is by and takes out fridge opens bottle quickly stays still "
+    "up down passes appears leaves while thrown"
 ).split()
+TEXT_VOCAB_SIZE = 400
+TEXT_MAX_POSITIONS = 32
+
+
+def tiny_clip_tokenizer():
+    """A real (fast) CLIPTokenizer whose BPE merges spell out WORDS as single tokens; letters otherwise."""
+    from transformers import CLIPTokenizer
+
+    vocab: dict[str, int] = {}
+
+    def add(token: str) -> None:
+        vocab.setdefault(token, len(vocab))
+
+    for letter in "abcdefghijklmnopqrstuvwxyz0123456789.,'":
+        add(letter)
+        add(letter + "</w>")
+    merges = []
+    for word in WORDS:
+        pieces = list(word[:-1]) + [word[-1] + "</w>"]
+        current = pieces[0]
+        for piece in pieces[1:]:
+            if (current, piece) not in merges:
+                merges.append((current, piece))
+            current = current + piece
+            add(current)
+    add("<|startoftext|>")
+    add("<|endoftext|>")
+    assert len(vocab) <= TEXT_VOCAB_SIZE, len(vocab)
+    return CLIPTokenizer(vocab=vocab, merges=merges, unk_token="<|endoftext|>", pad_token="<|endoftext|>")
+
+
+_TOKENIZER = tiny_clip_tokenizer()
+BOS_ID, EOS_ID = _TOKENIZER.bos_token_id, _TOKENIZER.eos_token_id
 
 
 def tiny_clip_config(image_size: int = 32, patch_size: int = 8, projection_dim: int = 64) -> CLIPConfig:
     return CLIPConfig(
         text_config=dict(
             hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-            vocab_size=len(WORDS) + 8, max_position_embeddings=24, bos_token_id=len(WORDS) + 2,
-            eos_token_id=len(WORDS) + 3, pad_token_id=len(WORDS) + 4,
+            vocab_size=TEXT_VOCAB_SIZE, max_position_embeddings=TEXT_MAX_POSITIONS, bos_token_id=BOS_ID,
+            eos_token_id=EOS_ID, pad_token_id=EOS_ID,
         ),
         vision_config=dict(
             hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
@@ -31,8 +65,8 @@ def tiny_xclip_config(num_frames: int = 4) -> XCLIPConfig:
     return XCLIPConfig(
         text_config=dict(
             hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-            vocab_size=len(WORDS) + 8, max_position_embeddings=24, bos_token_id=len(WORDS) + 2,
-            eos_token_id=len(WORDS) + 3, pad_token_id=len(WORDS) + 4,
+            vocab_size=TEXT_VOCAB_SIZE, max_position_embeddings=TEXT_MAX_POSITIONS, bos_token_id=BOS_ID,
+            eos_token_id=EOS_ID, pad_token_id=EOS_ID,
         ),
         vision_config=dict(
             hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,

@@ -1,0 +1,290 @@
+"""FinstaProcessor: captions -> tokens + textual scene graphs; videos -> frames + (optional) video scene graphs.
+
+One call prepares everything `FinstaModel.forward` takes. It tokenizes with the backbone's tokenizer
+(with offsets, for node-to-token alignment), parses captions into TSGs, decodes and samples videos
+with PyAV, preprocesses frames with the backbone's statistics and turns annotated DSGs into padded
+tensors aligned with the sampled frames and the crop. It saves and loads with
+`save_pretrained`/`from_pretrained` (`processor_config.json`) and travels as Hub remote code.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence, Union
+
+import torch
+from transformers import BatchFeature
+from transformers.processing_utils import ProcessorMixin
+
+from .scene_graph_batching import (
+    collate_scene_graphs,
+    grounding_tensor,
+    pad_stack,
+    text_graph_tensors,
+    video_graph_tensors,
+)
+from .scene_graphs import ParsedTextSceneGraph, ParsedVideoSceneGraph
+from .video_io import VideoPreprocessor, load_video, preprocessor_for_backbone
+
+
+class FinstaBatch(BatchFeature):
+    """A `BatchFeature` whose nested scene-graph dicts also move with `.to(...)`."""
+
+    def to(self, *args, **kwargs) -> "FinstaBatch":
+        for key, value in list(self.data.items()):
+            if isinstance(value, torch.Tensor):
+                self.data[key] = value.to(*args, **kwargs) if value.is_floating_point() else value.to(
+                    *[a for a in args if not isinstance(a, torch.dtype)], **{k: v for k, v in kwargs.items() if k != "dtype"}
+                )
+            elif isinstance(value, dict):
+                self.data[key] = FinstaBatch(value).to(*args, **kwargs).data
+        return self
+
+
+class FinstaProcessor(ProcessorMixin):
+    r"""
+    Args:
+        tokenizer: the backbone's tokenizer (a fast tokenizer: offsets are needed for alignment).
+        video_preprocessing (`dict`, *optional*): `VideoPreprocessor` settings (size, crop, mean, std);
+            defaults to the preset of `backbone_type`.
+        backbone_type (`str`, defaults to `"clip"`): picks default statistics (CLIP or ImageNet for X-CLIP).
+        num_frames (`int`, defaults to 12): frames per video; shorter videos are padded with a mask.
+        frame_sampling (`str`, defaults to `"uniform"`): `"uniform"` K frames, or `"fps"` (CLIP4Clip style).
+        sampling_fps (`float`, defaults to 1.0), slice_mode (`str`, defaults to `"uniform"`): for `"fps"`.
+        max_length (`int`, defaults to 32): caption tokens (CLIP4Clip uses 32).
+        max_text_nodes (`int`, *optional*): cap on TSG nodes per caption.
+        parser_backend (`str`, defaults to `"auto"`): `"spacy"`, `"rules"` or `"auto"`; `None` disables parsing.
+        relation_vocabulary (`list[str]`, *optional*): predicate names mapped to relation ids 1..R in order;
+            other predicates hash into the same range.
+        num_video_relation_types (`int`, defaults to 16): R, must match the model config.
+    """
+
+    tokenizer_class = "AutoTokenizer"
+
+    def __init__(
+        self,
+        tokenizer=None,
+        video_preprocessing: Optional[dict[str, Any]] = None,
+        backbone_type: str = "clip",
+        num_frames: int = 12,
+        frame_sampling: str = "uniform",
+        sampling_fps: float = 1.0,
+        slice_mode: str = "uniform",
+        max_length: int = 32,
+        max_text_nodes: Optional[int] = None,
+        parser_backend: Optional[str] = "auto",
+        relation_vocabulary: Optional[list[str]] = None,
+        num_video_relation_types: int = 16,
+        **kwargs,
+    ):
+        # The backbone's preset (statistics, resampling) fills whatever the caller leaves out.
+        settings = preprocessor_for_backbone(backbone_type).to_dict()
+        settings.update(video_preprocessing or {})
+        self.video_preprocessing = settings
+        self.video_preprocessor = VideoPreprocessor.from_dict(self.video_preprocessing)
+        self.backbone_type = backbone_type
+        if not isinstance(num_frames, int) or num_frames < 1:
+            raise ValueError(f"FinstaProcessor.num_frames: expected a positive int, got {num_frames!r}")
+        self.num_frames = num_frames
+        self.frame_sampling = frame_sampling
+        self.sampling_fps = sampling_fps
+        self.slice_mode = slice_mode
+        self.max_length = max_length
+        self.max_text_nodes = max_text_nodes
+        self.parser_backend = parser_backend
+        self.relation_vocabulary = None if relation_vocabulary is None else [" ".join(r.lower().split()) for r in relation_vocabulary]
+        self.num_video_relation_types = num_video_relation_types
+        self._parser = None
+        super().__init__(tokenizer, **kwargs)
+
+    # --------------------------------------------------------------------------------- parsing
+    @property
+    def parser(self):
+        if self._parser is None:
+            from .text_scene_graph_parser import TextSceneGraphParser
+
+            self._parser = TextSceneGraphParser(backend=self.parser_backend)
+        return self._parser
+
+    def parse_captions(self, captions: Sequence[str]) -> list[ParsedTextSceneGraph]:
+        return list(self.parser.parse_batch(list(captions)))
+
+    # ---------------------------------------------------------------------------------- call
+    def __call__(
+        self,
+        text: Optional[Union[str, Sequence[str]]] = None,
+        videos: Optional[Any] = None,
+        video_scene_graphs: Optional[Sequence[Union[ParsedVideoSceneGraph, str, None]]] = None,
+        text_scene_graphs: Optional[Sequence[Optional[ParsedTextSceneGraph]]] = None,
+        return_tensors: Optional[str] = "pt",
+        **kwargs,
+    ) -> FinstaBatch:
+        """Prepare captions and/or videos for `FinstaModel`.
+
+        Args:
+            text: a caption or a list of captions.
+            videos: one video or a list; each a path, bytes, a uint8 array `[T, H, W, 3]` or a list of PIL images.
+            video_scene_graphs: per video an annotated DSG (`ParsedVideoSceneGraph` or a JSON path), or None.
+            text_scene_graphs: per caption a ready TSG; otherwise captions are parsed (when a parser backend is set).
+        """
+        if return_tensors not in ("pt", None):
+            raise ValueError(f"FinstaProcessor returns PyTorch tensors only (return_tensors='pt'), got {return_tensors!r}")
+        if text is None and videos is None:
+            raise ValueError("FinstaProcessor needs `text`, `videos` or both")
+        data: dict[str, Any] = {}
+        parsed_text: Optional[list[ParsedTextSceneGraph]] = None
+        if text is not None:
+            captions = [text] if isinstance(text, str) else list(text)
+            encoded = self.tokenizer(
+                captions,
+                padding="max_length",
+                truncation=True,
+                max_length=self.max_length,
+                return_offsets_mapping=True,
+                return_tensors="pt",
+            )
+            data["input_ids"] = encoded["input_ids"]
+            data["attention_mask"] = encoded["attention_mask"]
+            if text_scene_graphs is not None:
+                if len(text_scene_graphs) != len(captions):
+                    raise ValueError(f"got {len(text_scene_graphs)} text_scene_graphs for {len(captions)} captions")
+                parsed_text = list(text_scene_graphs)
+            elif self.parser_backend is not None:
+                parsed_text = self.parse_captions(captions)
+            if parsed_text is not None:
+                offsets = encoded["offset_mapping"].tolist()
+                data["text_scene_graph"] = collate_scene_graphs(
+                    [
+                        None if graph is None else text_graph_tensors(graph, [tuple(o) for o in offsets[i]], self.max_text_nodes)
+                        for i, graph in enumerate(parsed_text)
+                    ]
+                )
+                if data["text_scene_graph"] is None:
+                    data.pop("text_scene_graph")
+        if videos is not None:
+            video_list = self._as_video_list(videos)
+            frames, infos = [], []
+            for video in video_list:
+                array, info = load_video(
+                    video,
+                    **(
+                        {"sampling": "uniform", "num_frames": self.num_frames}
+                        if self.frame_sampling == "uniform"
+                        else {"sampling": "fps", "fps": self.sampling_fps, "max_frames": self.num_frames, "slice_mode": self.slice_mode}
+                    ),
+                )
+                if len(set(info.frame_indices)) < len(info.frame_indices):
+                    # A video shorter than num_frames: keep each frame once; the rest is padding with mask 0.
+                    keep = sorted({index: position for position, index in reversed(list(enumerate(info.frame_indices)))}.values())
+                    array = array[keep]
+                    info.frame_indices = [info.frame_indices[k] for k in keep]
+                frames.append(array)
+                infos.append(info)
+            processed = self.video_preprocessor(frames, num_frames=self.num_frames)
+            data["pixel_values"] = processed["pixel_values"]
+            data["video_mask"] = processed["video_mask"]
+            if video_scene_graphs is not None:
+                data["video_scene_graph"] = self._video_graphs(video_scene_graphs, frames, infos)
+                if parsed_text is not None and len(parsed_text) == len(video_list):
+                    graphs = [self._read_graph(g) for g in video_scene_graphs]
+                    text_tensors = data.get("text_scene_graph")
+                    if text_tensors is not None:
+                        nodes = text_tensors["node_types"].shape[1]
+                        slots = data["video_scene_graph"]["boxes"].shape[2]
+                        text_tensors["grounding"] = torch.stack(
+                            [
+                                torch.zeros(nodes, slots) if (t is None or v is None) else grounding_tensor(t, v, nodes, slots)
+                                for t, v in zip(parsed_text, graphs)
+                            ]
+                        )
+        return FinstaBatch(data)
+
+    # ---------------------------------------------------------------------------------- helpers
+    @staticmethod
+    def _as_video_list(videos: Any) -> list:
+        import numpy as np
+
+        if isinstance(videos, (str, bytes)) or (hasattr(videos, "__fspath__")):
+            return [videos]
+        if isinstance(videos, np.ndarray):
+            return [videos] if videos.ndim == 4 else list(videos)
+        videos = list(videos)
+        if videos and not isinstance(videos[0], (str, bytes, np.ndarray, list, tuple)) and not hasattr(videos[0], "__fspath__"):
+            return [videos]  # a single list of PIL images
+        return videos
+
+    @staticmethod
+    def _read_graph(graph: Union[ParsedVideoSceneGraph, str, None]) -> Optional[ParsedVideoSceneGraph]:
+        if graph is None or isinstance(graph, ParsedVideoSceneGraph):
+            return graph
+        from .video_scene_graph_io import read_video_scene_graph
+
+        return read_video_scene_graph(graph)
+
+    def _video_graphs(self, graphs, frames, infos) -> Optional[dict[str, torch.Tensor]]:
+        if len(graphs) != len(frames):
+            raise ValueError(f"got {len(graphs)} video_scene_graphs for {len(frames)} videos")
+        tensors = []
+        preprocessing = self.video_preprocessor
+        for graph, array, info in zip(graphs, frames, infos):
+            graph = self._read_graph(graph)
+            if graph is None:
+                tensors.append(None)
+                continue
+            tensors.append(
+                video_graph_tensors(
+                    graph,
+                    list(info.frame_indices),
+                    frame_size=tuple(array.shape[1:3]),
+                    resize_to=preprocessing.size if preprocessing.do_resize else min(array.shape[1:3]),
+                    crop_size=tuple(preprocessing.crop_size) if preprocessing.do_center_crop else tuple(array.shape[1:3]),
+                    relation_vocabulary=self.relation_vocabulary,
+                    num_relation_types=self.num_video_relation_types,
+                )
+            )
+        batch = collate_scene_graphs(tensors)
+        if batch is not None and batch["boxes"].shape[1] < self.num_frames:  # videos padded to num_frames
+            pad = self.num_frames - batch["boxes"].shape[1]
+            batch = {key: torch.nn.functional.pad(value, (0, 0) * (value.dim() - 2) + (0, pad)) for key, value in batch.items()}
+        return batch
+
+
+class FinstaDataCollator:
+    """Batches examples for `Trainer` and asks the model for its loss (`return_loss=True`).
+
+    Examples are either raw (`{"text": str, "video": ..., "video_scene_graph": optional}`; the
+    processor prepares the batch) or already processed per example (unbatched tensors, with
+    `text_scene_graph` / `video_scene_graph` dicts), which are padded here.
+    """
+
+    def __init__(self, processor: Optional[FinstaProcessor] = None):
+        self.processor = processor
+
+    def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        if "input_ids" not in examples[0]:
+            if self.processor is None:
+                raise ValueError("raw examples (text/video) need FinstaDataCollator(processor=...)")
+            graphs = [e.get("video_scene_graph") for e in examples]
+            batch = dict(
+                self.processor(
+                    text=[e["text"] for e in examples],
+                    videos=[e["video"] for e in examples],
+                    video_scene_graphs=graphs if any(g is not None for g in graphs) else None,
+                )
+            )
+        else:
+            batch = {}
+            for key in examples[0]:
+                values = [e.get(key) for e in examples]
+                if key in ("text_scene_graph", "video_scene_graph"):
+                    batch[key] = collate_scene_graphs(values)
+                elif isinstance(values[0], torch.Tensor):
+                    batch[key] = pad_stack(values, value=0)
+                else:
+                    batch[key] = values
+        batch["return_loss"] = True
+        return batch
+
+
+FinstaProcessor.register_for_auto_class("AutoProcessor")
+
+__all__ = ["FinstaProcessor", "FinstaDataCollator", "FinstaBatch"]
