@@ -172,3 +172,20 @@ def test_bad_inputs_raise_clear_errors():
         processor(videos=[np.zeros((2, 32, 32, 3), np.uint8)], video_scene_graphs=[None, None])
     with pytest.raises(ValueError, match="return_tensors"):
         processor(text="a dog", return_tensors="np")
+
+
+def test_captions_are_parsed_and_aligned_end_to_end():
+    processor = make_processor(parser_backend="spacy", max_length=24)
+    captions = ["a man opens the fridge and takes out a bottle", "the red circle moves towards the blue square"]
+    batch = processor(text=captions, videos=[np.random.randint(0, 255, (4, 32, 32, 3), dtype=np.uint8)] * 2)
+    graph = batch["text_scene_graph"]
+    parsed = processor.parse_captions(captions)
+    assert ("man", "open", "fridge") in parsed[0].triplets()
+    for b, caption_graph_ in enumerate(parsed):
+        kinds = [n.kind for n in caption_graph_.nodes]
+        assert graph["node_types"][b, : len(kinds)].tolist() == [
+            {"object": 1, "attribute": 2, "predicate": 3, "predicate_attribute": 4}[k] for k in kinds
+        ]
+        assert (graph["node_token_mask"][b, : len(kinds)].sum(-1) > 0).all()  # every node found its tokens
+    model = FinstaModel(tiny_finsta_config()).train()
+    assert torch.isfinite(model(**batch).loss)
