@@ -46,15 +46,18 @@ _TOKENIZER = tiny_clip_tokenizer()
 BOS_ID, EOS_ID = _TOKENIZER.bos_token_id, _TOKENIZER.eos_token_id
 
 
+TINY_TOWER = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4)
+TINY_TEXT = dict(
+    TINY_TOWER, vocab_size=TEXT_VOCAB_SIZE, max_position_embeddings=TEXT_MAX_POSITIONS, bos_token_id=BOS_ID,
+    eos_token_id=EOS_ID, pad_token_id=EOS_ID,
+)
+
+
 def tiny_clip_config(image_size: int = 32, patch_size: int = 8, projection_dim: int = 64) -> CLIPConfig:
     return CLIPConfig(
-        text_config=dict(
-            hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-            vocab_size=TEXT_VOCAB_SIZE, max_position_embeddings=TEXT_MAX_POSITIONS, bos_token_id=BOS_ID,
-            eos_token_id=EOS_ID, pad_token_id=EOS_ID,
-        ),
+        text_config=dict(TINY_TEXT),
         vision_config=dict(
-            hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+            **TINY_TOWER,
             image_size=image_size, patch_size=patch_size,
         ),
         projection_dim=projection_dim,
@@ -63,13 +66,9 @@ def tiny_clip_config(image_size: int = 32, patch_size: int = 8, projection_dim: 
 
 def tiny_xclip_config(num_frames: int = 4) -> XCLIPConfig:
     return XCLIPConfig(
-        text_config=dict(
-            hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-            vocab_size=TEXT_VOCAB_SIZE, max_position_embeddings=TEXT_MAX_POSITIONS, bos_token_id=BOS_ID,
-            eos_token_id=EOS_ID, pad_token_id=EOS_ID,
-        ),
+        text_config=dict(TINY_TEXT),
         vision_config=dict(
-            hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+            **TINY_TOWER,
             image_size=32, patch_size=8, num_frames=num_frames, mit_hidden_size=64,
             mit_intermediate_size=128, mit_num_hidden_layers=1, mit_num_attention_heads=2,
         ),
