@@ -28,12 +28,20 @@ def gather_with_grad(tensor: torch.Tensor) -> tuple[torch.Tensor, int]:
     return gathered, dist.get_rank() * tensor.shape[0]
 
 
-def contrastive_loss(text_embeds: torch.Tensor, video_embeds: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
+def contrastive_loss(
+    text_embeds: torch.Tensor,
+    video_embeds: torch.Tensor,
+    logit_scale: torch.Tensor,
+    negative_text_embeds: Optional[torch.Tensor] = None,
+    negative_mask: Optional[torch.Tensor] = None,
+) -> torch.Tensor:
     """Symmetric InfoNCE between L2-normalised text and video embeddings, gathered across processes.
 
     Each local caption is scored against every video of the global batch (and vice versa); the
     positive is its own video. Averaged over ranks by DDP, this equals the single-process loss on
-    the global batch.
+    the global batch. ``negative_text_embeds [B, D]`` are hard-negative captions (e.g. the caption of
+    the time-reversed clip): each is one extra candidate for its own video only, where
+    ``negative_mask`` is true.
     """
     text_embeds = F.normalize(text_embeds, dim=-1)
     video_embeds = F.normalize(video_embeds, dim=-1)
@@ -42,6 +50,11 @@ def contrastive_loss(text_embeds: torch.Tensor, video_embeds: torch.Tensor, logi
     labels = torch.arange(text_embeds.shape[0], device=text_embeds.device) + offset
     logits_per_text = logit_scale * text_embeds @ all_video.t()
     logits_per_video = logit_scale * video_embeds @ all_text.t()
+    if negative_text_embeds is not None:
+        extra = logit_scale * (video_embeds * F.normalize(negative_text_embeds, dim=-1)).sum(-1, keepdim=True)
+        if negative_mask is not None:
+            extra = extra.masked_fill(~negative_mask.bool().view(-1, 1), float("-inf"))
+        logits_per_video = torch.cat([logits_per_video, extra], dim=1)
     return (F.cross_entropy(logits_per_text.float(), labels) + F.cross_entropy(logits_per_video.float(), labels)) / 2
 
 

@@ -167,6 +167,10 @@ class FinstaModel(FinstaPreTrainedModel):
         text_scene_graph: Optional[Union[TextSceneGraphBatch, dict]] = None,
         video_scene_graph: Optional[Union[VideoSceneGraphBatch, dict]] = None,
         return_loss: Optional[bool] = None,
+        negative_input_ids: Optional[torch.LongTensor] = None,
+        negative_attention_mask: Optional[torch.Tensor] = None,
+        negative_text_scene_graph: Optional[Union[TextSceneGraphBatch, dict]] = None,
+        negative_mask: Optional[torch.Tensor] = None,
         **kwargs,
     ) -> FinstaOutput:
         r"""
@@ -176,6 +180,9 @@ class FinstaModel(FinstaPreTrainedModel):
             text_scene_graph: padded TSG tensors (`TextSceneGraphBatch` or its dict), optional.
             video_scene_graph: padded annotated DSG tensors, optional; without it the latent DSG is used.
             return_loss: compute the losses; defaults to `self.training`.
+            negative_input_ids, negative_attention_mask, negative_text_scene_graph: one hard-negative
+                caption per video (e.g. the caption of the reversed clip), used only by the losses as
+                an extra candidate for its own video; `negative_mask [B]` marks which videos have one.
         """
         if input_ids is None or pixel_values is None:
             raise ValueError("FinstaModel.forward needs both input_ids and pixel_values")
@@ -209,9 +216,19 @@ class FinstaModel(FinstaPreTrainedModel):
         losses: dict[str, Optional[torch.Tensor]] = {}
         total = None
         if return_loss:
+            negatives = None
+            if negative_input_ids is not None:
+                negative_host = self.host_adapter.encode_text(self.backbone, negative_input_ids, negative_attention_mask)
+                negative_graph = TextSceneGraphBatch.from_value(negative_text_scene_graph)
+                negative_encoding = None
+                if needs_graph and negative_graph is not None:
+                    negative_encoding = self.graph_encoder.encode_text_graph(negative_host.token_states, negative_graph)
+                if negative_mask is None:
+                    negative_mask = torch.ones(negative_input_ids.shape[0], dtype=torch.bool, device=negative_input_ids.device)
+                negatives = (self._output_embeds(negative_host.text_embeds, negative_encoding), negative_encoding, negative_mask.bool())
             losses = self._losses(
                 text_embeds, video_embeds, logit_scale, host_text, host_video, text_graph, text_encoding,
-                video_inputs, video_encoding, video_mask,
+                video_inputs, video_encoding, video_mask, negatives,
             )
             weights = {
                 "contrastive_loss": self.config.contrastive_loss_weight,
@@ -273,11 +290,13 @@ class FinstaModel(FinstaPreTrainedModel):
         video_inputs: Optional[VideoGraphInputs],
         video_encoding: Optional[VideoGraphEncoding],
         video_mask: torch.Tensor,
+        negatives: Optional[tuple[torch.Tensor, Optional[TextGraphEncoding], torch.Tensor]] = None,
     ) -> dict[str, Optional[torch.Tensor]]:
         config = self.config
         encoder = self.graph_encoder
+        negative_embeds, negative_encoding, negative_mask = negatives if negatives is not None else (None, None, None)
         losses: dict[str, Optional[torch.Tensor]] = {
-            "contrastive_loss": contrastive_loss(text_embeds, video_embeds, logit_scale),
+            "contrastive_loss": contrastive_loss(text_embeds, video_embeds, logit_scale, negative_embeds, negative_mask),
             "graph_contrastive_loss": None,
             "osc_loss": None,
             "ptc_loss": None,
@@ -289,8 +308,13 @@ class FinstaModel(FinstaPreTrainedModel):
         graph_scale = encoder.graph_logit_scale.exp().clamp(max=100)
         if config.graph_contrastive_loss_weight > 0 and has_graph.any():
             if has_graph.all():
+                negative_graph_embeds = negative_graph_mask = None
+                if negative_encoding is not None:
+                    negative_graph_embeds = negative_encoding.graph_embeds
+                    negative_graph_mask = negative_mask & negative_encoding.has_graph
                 losses["graph_contrastive_loss"] = contrastive_loss(
-                    text_encoding.graph_embeds, video_encoding.graph_embeds, graph_scale
+                    text_encoding.graph_embeds, video_encoding.graph_embeds, graph_scale, negative_graph_embeds,
+                    negative_graph_mask,
                 )
             else:  # a subset differs in size across processes, so it is not gathered
                 logits = graph_scale * text_encoding.graph_embeds[has_graph] @ video_encoding.graph_embeds[has_graph].t()

@@ -275,7 +275,7 @@ class FinstaDataCollator:
             batch = {}
             for key in examples[0]:
                 values = [e.get(key) for e in examples]
-                if key in ("text_scene_graph", "video_scene_graph"):
+                if key.endswith("scene_graph"):
                     batch[key] = collate_scene_graphs(values)
                 elif isinstance(values[0], torch.Tensor):
                     batch[key] = pad_stack(values, value=0)

@@ -273,3 +273,25 @@ def test_backbone_config_dict_is_rebuilt():
     config = FinstaConfig(backbone_config=tiny_clip_config().to_dict())
     assert config.backbone_config.projection_dim == 64
     assert type(config.backbone_config).__name__ == "CLIPConfig"
+
+
+def test_hard_negative_captions_enter_the_contrastive_losses():
+    model = build().train()
+    inputs = example_inputs()
+    negatives = example_inputs(seed=5)
+    torch.manual_seed(0)
+    plain = model(**inputs)
+    torch.manual_seed(0)
+    with_negatives = model(
+        **inputs,
+        negative_input_ids=negatives["input_ids"],
+        negative_attention_mask=negatives["attention_mask"],
+        negative_text_scene_graph=negatives["text_scene_graph"],
+        negative_mask=torch.tensor([True, True, False]),
+    )
+    assert with_negatives.contrastive_loss > plain.contrastive_loss  # an extra candidate can only add loss
+    assert with_negatives.graph_contrastive_loss is not None
+    with_negatives.loss.backward()
+    torch.manual_seed(0)
+    masked = model(**inputs, negative_input_ids=negatives["input_ids"], negative_mask=torch.zeros(3, dtype=torch.bool))
+    assert torch.allclose(masked.contrastive_loss, plain.contrastive_loss, atol=1e-6)

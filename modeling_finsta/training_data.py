@@ -1,0 +1,196 @@
+"""Training data for Finsta: processed per-example tensors, hard-negative captions, a word tokenizer.
+
+`encode_examples` runs `FinstaProcessor` over captions and decoded videos in chunks and splits the
+result into per-example dicts of unbatched tensors, which `FinstaExampleDataset` serves and
+`FinstaDataCollator` pads back into batches. Each example may carry one hard-negative caption
+(``negative_input_ids``, ``negative_attention_mask``, ``negative_text_scene_graph``), which the
+contrastive losses use as an extra candidate for its video.
+
+`build_word_tokenizer` makes a real CLIP BPE tokenizer from a word list, so a model can be trained
+from scratch on a closed vocabulary (Finsta-Synth) without downloading anything.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Iterable, Optional, Sequence
+
+import torch
+from torch.utils.data import Dataset
+
+from .scene_graphs import ParsedTextSceneGraph, ParsedVideoSceneGraph
+
+_WORD = re.compile(r"[a-z]+|[0-9]|[^\sa-z0-9]")
+
+
+def caption_words(captions: Iterable[str]) -> list[str]:
+    """Distinct lower-case words and punctuation marks of the captions, in first-seen order."""
+    seen: dict[str, None] = {}
+    for caption in captions:
+        for word in _WORD.findall(caption.lower()):
+            seen.setdefault(word, None)
+    return list(seen)
+
+
+def build_word_tokenizer(words: Iterable[str]):
+    """A CLIP BPE tokenizer whose merges spell each given word as one token (letters otherwise).
+
+    Offsets work (it is the fast tokenizer), so TSG nodes align with tokens exactly as with a real
+    CLIP vocabulary; only the vocabulary is small.
+    """
+    from transformers import CLIPTokenizer
+
+    vocab: dict[str, int] = {}
+
+    def add(token: str) -> None:
+        vocab.setdefault(token, len(vocab))
+
+    for character in "abcdefghijklmnopqrstuvwxyz0123456789.,'!?;:-":
+        add(character)
+        add(character + "</w>")
+    merges: list[tuple[str, str]] = []
+    known_merges: set[tuple[str, str]] = set()
+    for word in words:
+        word = word.lower()
+        if len(word) < 2:
+            continue
+        pieces = list(word[:-1]) + [word[-1] + "</w>"]
+        current = pieces[0]
+        for piece in pieces[1:]:
+            if (current, piece) not in known_merges:
+                known_merges.add((current, piece))
+                merges.append((current, piece))
+            current = current + piece
+            add(current)
+    add("<|startoftext|>")
+    add("<|endoftext|>")
+    return CLIPTokenizer(vocab=vocab, merges=merges, unk_token="<|endoftext|>", pad_token="<|endoftext|>")
+
+
+def _split_batch(batch: dict[str, Any], size: int) -> list[dict[str, Any]]:
+    examples: list[dict[str, Any]] = [{} for _ in range(size)]
+    for key, value in batch.items():
+        for i in range(size):
+            examples[i][key] = {k: v[i] for k, v in value.items()} if isinstance(value, dict) else value[i]
+    return examples
+
+
+def encode_examples(
+    processor,
+    captions: Sequence[str],
+    videos: Sequence[Any],
+    *,
+    video_scene_graphs: Optional[Sequence[Optional[ParsedVideoSceneGraph]]] = None,
+    text_scene_graphs: Optional[Sequence[Optional[ParsedTextSceneGraph]]] = None,
+    negative_captions: Optional[Sequence[Optional[str]]] = None,
+    negative_text_scene_graphs: Optional[Sequence[Optional[ParsedTextSceneGraph]]] = None,
+    chunk_size: int = 64,
+    show_progress: bool = False,
+) -> list[dict[str, Any]]:
+    """Process (caption, video) pairs into per-example tensor dicts (see the module docstring)."""
+    if len(captions) != len(videos):
+        raise ValueError(f"encode_examples: {len(captions)} captions but {len(videos)} videos")
+    examples: list[dict[str, Any]] = []
+    starts = range(0, len(captions), chunk_size)
+    if show_progress:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, desc="processing examples", unit="chunk")
+    for start in starts:
+        stop = min(start + chunk_size, len(captions))
+        part = slice(start, stop)
+        batch = dict(
+            processor(
+                text=list(captions[part]),
+                videos=list(videos[part]),
+                video_scene_graphs=None if video_scene_graphs is None else list(video_scene_graphs[part]),
+                text_scene_graphs=None if text_scene_graphs is None else list(text_scene_graphs[part]),
+            )
+        )
+        chunk = _split_batch(batch, stop - start)
+        if negative_captions is not None:
+            negatives = list(negative_captions[part])
+            present = [n is not None for n in negatives]
+            texts = [n if n is not None else c for n, c in zip(negatives, captions[part])]
+            graphs = None if negative_text_scene_graphs is None else list(negative_text_scene_graphs[part])
+            encoded = dict(processor(text=texts, text_scene_graphs=graphs))
+            for example, negative, has_negative in zip(chunk, _split_batch(encoded, stop - start), present):
+                example["negative_input_ids"] = negative["input_ids"]
+                example["negative_attention_mask"] = negative["attention_mask"]
+                if "text_scene_graph" in negative:
+                    example["negative_text_scene_graph"] = negative["text_scene_graph"]
+                example["negative_mask"] = torch.tensor(has_negative)
+        examples.extend(chunk)
+    return examples
+
+
+class FinstaExampleDataset(Dataset):
+    """A list of processed examples (dicts of unbatched tensors) for `Trainer` or a DataLoader."""
+
+    def __init__(self, examples: Sequence[dict[str, Any]]):
+        self.examples = list(examples)
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return self.examples[index]
+
+    def without(self, *keys: str) -> "FinstaExampleDataset":
+        """The same examples without some fields (e.g. the annotated DSG, to train on the latent one)."""
+        return FinstaExampleDataset([{k: v for k, v in e.items() if k not in keys} for e in self.examples])
+
+
+def finsta_synth_tokenizer(config=None):
+    """A word tokenizer covering every caption Finsta-Synth's grammar can produce for ``config``."""
+    from .finsta_synth import DIRECTIONS, FinstaSynthConfig
+
+    config = config or FinstaSynthConfig()
+    grammar = "the moves towards away from passes appears disappears stays still while then ,".split()
+    return build_word_tokenizer([*grammar, *DIRECTIONS, *config.shapes, *config.colours])
+
+
+def finsta_synth_examples(
+    samples,
+    processor,
+    *,
+    annotated: bool = True,
+    hard_negatives: Optional[dict] = None,
+    show_progress: bool = False,
+) -> list[dict[str, Any]]:
+    """Per-example tensors for Finsta-Synth samples, with gold TSGs and (if ``annotated``) gold DSGs.
+
+    ``hard_negatives`` maps a sample index to a `HardNegative` whose caption becomes that example's
+    hard-negative caption (see `finsta_synth_hard_negatives`).
+    """
+    negatives = None
+    negative_graphs = None
+    if hard_negatives is not None:
+        chosen = [hard_negatives.get(i) for i in range(len(samples))]
+        negatives = [None if n is None else n.negative for n in chosen]
+        negative_graphs = [None if n is None else n.negative_graph for n in chosen]
+    return encode_examples(
+        processor,
+        [s.caption for s in samples],
+        [s.frames for s in samples],
+        video_scene_graphs=[s.video_graph for s in samples] if annotated else None,
+        text_scene_graphs=[s.text_graph for s in samples],
+        negative_captions=negatives,
+        negative_text_scene_graphs=negative_graphs,
+        show_progress=show_progress,
+    )
+
+
+def finsta_synth_hard_negatives(samples, config, suites: Sequence[str] = ("temporal", "binding", "role"), seed: int = 0) -> dict:
+    """One hard negative per sample where possible, drawn from ``suites`` (round-robin by index)."""
+    import random
+
+    from .finsta_synth import build_hard_negatives
+
+    by_suite = build_hard_negatives(samples, config)
+    options: dict[int, list] = {}
+    for suite in suites:
+        for negative in by_suite.get(suite, []):
+            options.setdefault(negative.video_index, []).append(negative)
+    rng = random.Random(seed)
+    return {index: rng.choice(candidates) for index, candidates in options.items()}
