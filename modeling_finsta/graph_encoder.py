@@ -28,6 +28,53 @@ from .latent_scene_graph import LatentSceneGraphBuilder, box_patch_weights, pool
 from .scene_graphs import TEXT_EDGE_TYPES, TEXT_NODE_TYPES, TextSceneGraphBatch, VideoSceneGraphBatch
 
 NUM_GEOMETRIC_RELATIONS = 6  # none/self, overlapping, left of, right of, above, below
+NUM_TIME_FREQUENCIES = 4
+
+
+NUM_MOTION_FEATURES = 6
+
+
+def track_motion_features(boxes: torch.Tensor, node_mask: torch.Tensor, scale: float = 0.1) -> torch.Tensor:
+    """[ours, part of STGD] A track's signed change over its clip: ``[B, T, S, 4] -> [B, S, 6]``.
+
+    Mean box velocity (centre and size, in units of ``scale``), the mean relative time at which the
+    track is visible, and the mean relative time at which it moves. All flip sign or mirror (t -> 1 - t)
+    when the clip is reversed, so the pooled video graph separates a clip from its reverse by
+    construction; what remains to learn is which words mean which change.
+    """
+    geometry = torch.cat([(boxes[..., :2] + boxes[..., 2:]) / 2, boxes[..., 2:] - boxes[..., :2]], dim=-1).float()
+    previous_mask = torch.cat([torch.zeros_like(node_mask[:, :1]), node_mask[:, :-1]], dim=1)
+    tracked = (node_mask & previous_mask).unsqueeze(-1).float()
+    velocity = (geometry - torch.cat([geometry[:, :1], geometry[:, :-1]], dim=1)) / scale * tracked
+    steps = tracked.sum(1).clamp(min=1)
+    mean_velocity = velocity.sum(1) / steps  # [B, S, 4]
+    tau = _relative_time(node_mask).unsqueeze(-1)  # [B, T, 1]
+    visible = node_mask.float()
+    mean_visible_time = (visible * tau).sum(1) / visible.sum(1).clamp(min=1)  # [B, S]
+    speed = velocity[..., :2].norm(dim=-1)  # [B, T, S]
+    mean_moving_time = (speed * tau).sum(1) / speed.sum(1).clamp(min=1e-6)
+    return torch.cat([mean_velocity, mean_visible_time.unsqueeze(-1) - 0.5, mean_moving_time.unsqueeze(-1) - 0.5], dim=-1)
+
+
+def _relative_time(node_mask: torch.Tensor) -> torch.Tensor:
+    """Each frame's time in its clip, 0 at the first and 1 at the last frame with a node: ``[B, T]``."""
+    present = node_mask.any(-1)
+    frames = node_mask.shape[1]
+    index = torch.arange(frames, device=node_mask.device, dtype=torch.float32).expand(present.shape)
+    last = (present.float() * index).amax(-1, keepdim=True).clamp(min=1)
+    return index / last
+
+
+def frame_time_features(node_mask: torch.Tensor) -> torch.Tensor:
+    """[ours] Sinusoids of each frame's relative time in its clip (0 first, 1 last valid frame): ``[B, T, 2F]``.
+
+    Added to DSG node features, they let pooled video-graph states depend on frame order: the
+    same frames in reverse carry the opposite times, which a mean over frames alone would erase.
+    """
+    tau = _relative_time(node_mask)
+    frequencies = torch.arange(1, NUM_TIME_FREQUENCIES + 1, device=node_mask.device, dtype=torch.float32) * math.pi / 2
+    angles = tau.unsqueeze(-1) * frequencies
+    return torch.cat([angles.sin(), angles.cos()], dim=-1)
 
 
 @dataclass
@@ -66,7 +113,7 @@ class VideoGraphInputs:
 class VideoGraphEncoding:
     node_states: torch.Tensor  # [B, T, S, H]
     node_mask: torch.Tensor  # [B, T, S]
-    track_states: torch.Tensor  # [B, S, H] mean over the frames where the track is present
+    track_states: torch.Tensor  # [B, S, H] mean over the track's frames and its last (recurrent) state
     track_mask: torch.Tensor  # [B, S]
     graph_embeds: torch.Tensor  # [B, E] L2-normalised
     boxes: torch.Tensor  # [B, T, S, 4]
@@ -115,6 +162,10 @@ class FinstaGraphEncoder(nn.Module):
         self.text_node_type_embedding = nn.Embedding(len(TEXT_NODE_TYPES) + 1, hidden)
         self.video_node_proj = nn.Linear(vision_hidden_size, hidden)
         self.video_box_proj = nn.Linear(4, hidden)
+        self.video_time_proj = nn.Linear(2 * NUM_TIME_FREQUENCIES, hidden)
+        self.track_summary = nn.Linear(2 * hidden, hidden)
+        if config.use_stgd:
+            self.track_motion_proj = nn.Linear(NUM_MOTION_FEATURES, hidden)
 
         # GTrm over the TSG: per-head biases for the edge type i->j and for the reverse edge j->i.
         self.text_edge_bias = nn.Embedding(len(TEXT_EDGE_TYPES) + 1, heads)
@@ -232,6 +283,7 @@ class FinstaGraphEncoder(nn.Module):
         dtype = self.video_node_proj.weight.dtype
         geometry = torch.cat([(boxes[..., :2] + boxes[..., 2:]) / 2, boxes[..., 2:] - boxes[..., :2]], dim=-1)
         hidden = self.video_node_proj(inputs.node_features.to(dtype)) + self.video_box_proj(geometry.to(dtype))
+        hidden = hidden + self.video_time_proj(frame_time_features(node_mask).to(dtype)).unsqueeze(2)
         hidden = hidden * node_mask.unsqueeze(-1).to(dtype)
 
         geometric = geometric_relations(boxes, node_mask)
@@ -248,12 +300,21 @@ class FinstaGraphEncoder(nn.Module):
         for index, layer in enumerate(self.video_layers):
             hidden = layer(hidden, spatial_bias, node_mask)
             if index < len(self.stgd_layers):
-                hidden = self.stgd_layers[index](hidden, spatial_bias, node_mask, centres)
+                hidden = self.stgd_layers[index](hidden, spatial_bias, node_mask, centres, boxes[..., 2:] - boxes[..., :2])
 
         presence = node_mask.to(hidden.dtype)
         track_count = presence.sum(1)  # [B, S]
-        track_states = hidden.sum(1) / track_count.clamp(min=1).unsqueeze(-1)
+        mean_states = hidden.sum(1) / track_count.clamp(min=1).unsqueeze(-1)
+        # The state at a track's last visible frame has seen its whole history through the recurrent
+        # step: it is what carries order (a mean over frames alone is nearly order-blind).
+        frame_index = torch.arange(frames, device=node_mask.device).view(1, frames, 1)
+        last_frame = (node_mask * frame_index).amax(1)  # [B, S]
+        last_states = torch.gather(hidden, 1, last_frame.view(batch, 1, slots, 1).expand(-1, 1, -1, hidden.shape[-1]))
+        track_states = self.track_summary(torch.cat([mean_states, last_states.squeeze(1)], dim=-1))
+        if self.config.use_stgd:
+            track_states = track_states + self.track_motion_proj(track_motion_features(boxes, node_mask).to(dtype))
         track_mask = track_count > 0
+        track_states = track_states * track_mask.unsqueeze(-1).to(track_states.dtype)
         pooled = track_states.sum(1) / track_mask.sum(-1, keepdim=True).clamp(min=1).to(hidden.dtype)
         graph_embeds = F.normalize(self.video_graph_projection(self.video_output_norm(pooled)), dim=-1)
 

@@ -137,8 +137,8 @@ class SpatioTemporalGaussianDifferentialLayer(GradientCheckpointingLayer):
     coreferent i' at t-1 and same-frame neighbours j, relative offsets r_ij(t) = c_j(t) - c_i(t) are
     compared with r_ij(t-1) through a Gaussian kernel of learnable width sigma. Their mean over j,
     times a self-motion kernel on c_i(t) - c_i(t-1), is the node's stationarity g; motion saliency
-    mu = 1 - g. Differential features, temporal h_i(t) - h_i(t-1) and a motion-weighted spatial
-    Laplacian sum_j w_ij (h_i - h_j), enter through a gated residual; mu of the key node biases
+    mu = 1 - g. Differential features, temporal h_i(t) - h_i(t-1), the node's own box velocity and a
+    motion-weighted spatial Laplacian sum_j w_ij (h_i - h_j), enter through a gated residual; mu of the key node biases
     attention so moving neighbours attract it.
     """
 
@@ -150,6 +150,7 @@ class SpatioTemporalGaussianDifferentialLayer(GradientCheckpointingLayer):
         self.input_norm = nn.LayerNorm(hidden_size)
         self.attention = GraphAttention(hidden_size, num_heads, dropout)
         self.differential_proj = nn.Linear(2 * hidden_size, hidden_size)
+        self.motion_proj = nn.Linear(4, hidden_size)
         self.gate = nn.Linear(3 * hidden_size + 1, hidden_size)
         self.feed_forward_norm = nn.LayerNorm(hidden_size)
         self.feed_forward = GraphFeedForward(hidden_size, intermediate_size, dropout)
@@ -184,10 +185,16 @@ class SpatioTemporalGaussianDifferentialLayer(GradientCheckpointingLayer):
         spatial_bias: torch.Tensor,
         node_mask: torch.Tensor,
         centres: torch.Tensor,
+        sizes: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
         batch, frames, slots, hidden = hidden_states.shape
         dtype = hidden_states.dtype
         saliency, pair_motion, tracked = self.motion_saliency(centres.float(), node_mask)
+        # The node's own displacement and growth since t-1, in units of sigma: its sign flips when
+        # time runs backwards, which is what makes pooled states tell a clip from its reverse.
+        geometry = torch.cat([centres, sizes if sizes is not None else torch.zeros_like(centres)], dim=-1).float()
+        velocity = (geometry - torch.cat([geometry[:, :1], geometry[:, :-1]], dim=1)) / self.log_sigma.exp()
+        velocity = velocity * tracked.unsqueeze(-1)
         previous_states = torch.cat([hidden_states[:, :1], hidden_states[:, :-1]], dim=1)
         temporal_difference = (hidden_states - previous_states) * tracked.unsqueeze(-1).to(dtype)
         weights = pair_motion / pair_motion.sum(-1, keepdim=True).clamp(min=1e-6)
@@ -203,6 +210,6 @@ class SpatioTemporalGaussianDifferentialLayer(GradientCheckpointingLayer):
         attended = attended.view(batch, frames, slots, hidden)
         differential = torch.cat([temporal_difference, laplacian], dim=-1)
         gate = torch.sigmoid(self.gate(torch.cat([normed, differential, saliency.unsqueeze(-1).to(dtype)], dim=-1)))
-        hidden_states = hidden_states + attended + gate * self.differential_proj(differential)
+        hidden_states = hidden_states + attended + gate * (self.differential_proj(differential) + self.motion_proj(velocity.to(dtype)))
         hidden_states = hidden_states + self.feed_forward(self.feed_forward_norm(hidden_states))
         return hidden_states * node_mask.unsqueeze(-1).to(dtype)
