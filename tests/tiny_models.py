@@ -17,29 +17,11 @@ TEXT_MAX_POSITIONS = 32
 
 def tiny_clip_tokenizer():
     """A real (fast) CLIPTokenizer whose BPE merges spell out WORDS as single tokens; letters otherwise."""
-    from transformers import CLIPTokenizer
+    from modeling_finsta.training_data import build_word_tokenizer
 
-    vocab: dict[str, int] = {}
-
-    def add(token: str) -> None:
-        vocab.setdefault(token, len(vocab))
-
-    for letter in "abcdefghijklmnopqrstuvwxyz0123456789.,'":
-        add(letter)
-        add(letter + "</w>")
-    merges = []
-    for word in WORDS:
-        pieces = list(word[:-1]) + [word[-1] + "</w>"]
-        current = pieces[0]
-        for piece in pieces[1:]:
-            if (current, piece) not in merges:
-                merges.append((current, piece))
-            current = current + piece
-            add(current)
-    add("<|startoftext|>")
-    add("<|endoftext|>")
-    assert len(vocab) <= TEXT_VOCAB_SIZE, len(vocab)
-    return CLIPTokenizer(vocab=vocab, merges=merges, unk_token="<|endoftext|>", pad_token="<|endoftext|>")
+    tokenizer = build_word_tokenizer(WORDS)
+    assert len(tokenizer) <= TEXT_VOCAB_SIZE, len(tokenizer)
+    return tokenizer
 
 
 _TOKENIZER = tiny_clip_tokenizer()
