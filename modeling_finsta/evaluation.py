@@ -36,7 +36,7 @@ import torch.nn.functional as F
 
 from .latent_scene_graph import box_patch_weights, patch_centres
 from .retrieval_metrics import hard_negative_accuracy, retrieval_metrics
-from .scene_graph_batching import collate_scene_graphs, pad_stack, video_graph_tensors
+from .scene_graph_batching import collate_scene_graphs, pad_stack, split_batch, video_graph_tensors
 from .scene_graphs import ParsedTextSceneGraph, ParsedVideoSceneGraph
 
 logger = logging.getLogger(__name__)
@@ -120,17 +120,6 @@ def collate_examples(examples: Sequence[Mapping[str, Any]], keys: Sequence[str])
     return batch
 
 
-def _split_batch(batch: Mapping[str, Any], size: int) -> list[dict[str, Any]]:
-    """A processor batch -> per-example dicts of unbatched tensors (scene-graph dicts kept as dicts)."""
-    examples: list[dict[str, Any]] = [{} for _ in range(size)]
-    for key, value in batch.items():
-        if value is None:
-            continue
-        for index in range(size):
-            examples[index][key] = {k: v[index] for k, v in value.items()} if isinstance(value, Mapping) else value[index]
-    return examples
-
-
 def _progress(iterable: Iterable, total: int, description: str, show: Optional[bool]) -> Iterable:
     if show is None:
         show = total >= PROGRESS_MIN_BATCHES
@@ -168,7 +157,7 @@ def _text_batches(
             filled = iter(parsed)
             graphs = [graph if graph is not None else next(filled) for graph in graphs]
         batch = dict(processor(text=list(chunk), text_scene_graphs=graphs))
-        yield collate_examples(_split_batch(batch, len(chunk)), TEXT_KEYS)
+        yield collate_examples(split_batch(batch, len(chunk)), TEXT_KEYS)
 
 
 def _video_batches(

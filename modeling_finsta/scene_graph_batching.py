@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import zlib
-from typing import Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import torch
 
@@ -158,3 +158,17 @@ def collate_scene_graphs(graphs: Sequence[Optional[dict[str, torch.Tensor]]]) ->
             graph = {key: value[(slice(0, 0),) * min(value.dim(), 2)] if key != "node_token_mask" else value[:0] for key, value in template.items()}
         filled.append(graph)
     return {key: pad_stack([g[key] for g in filled]) for key in template}
+
+
+def split_batch(batch: Mapping[str, Any], size: int) -> list[dict[str, Any]]:
+    """A processor batch -> per-example dicts of unbatched tensors (scene-graph dicts kept as dicts).
+
+    The inverse of collating: `collate_scene_graphs` / `pad_stack` pad such examples back together.
+    """
+    examples: list[dict[str, Any]] = [{} for _ in range(size)]
+    for key, value in batch.items():
+        if value is None:
+            continue
+        for index in range(size):
+            examples[index][key] = {k: v[index] for k, v in value.items()} if isinstance(value, Mapping) else value[index]
+    return examples

@@ -18,6 +18,7 @@ from typing import Any, Iterable, Optional, Sequence
 import torch
 from torch.utils.data import Dataset
 
+from .scene_graph_batching import split_batch
 from .scene_graphs import ParsedTextSceneGraph, ParsedVideoSceneGraph
 
 _WORD = re.compile(r"[a-z]+|[0-9]|[^\sa-z0-9]")
@@ -67,14 +68,6 @@ def build_word_tokenizer(words: Iterable[str]):
     return CLIPTokenizer(vocab=vocab, merges=merges, unk_token="<|endoftext|>", pad_token="<|endoftext|>")
 
 
-def _split_batch(batch: dict[str, Any], size: int) -> list[dict[str, Any]]:
-    examples: list[dict[str, Any]] = [{} for _ in range(size)]
-    for key, value in batch.items():
-        for i in range(size):
-            examples[i][key] = {k: v[i] for k, v in value.items()} if isinstance(value, dict) else value[i]
-    return examples
-
-
 def encode_examples(
     processor,
     captions: Sequence[str],
@@ -107,14 +100,14 @@ def encode_examples(
                 text_scene_graphs=None if text_scene_graphs is None else list(text_scene_graphs[part]),
             )
         )
-        chunk = _split_batch(batch, stop - start)
+        chunk = split_batch(batch, stop - start)
         if negative_captions is not None:
             negatives = list(negative_captions[part])
             present = [n is not None for n in negatives]
             texts = [n if n is not None else c for n, c in zip(negatives, captions[part])]
             graphs = None if negative_text_scene_graphs is None else list(negative_text_scene_graphs[part])
             encoded = dict(processor(text=texts, text_scene_graphs=graphs))
-            for example, negative, has_negative in zip(chunk, _split_batch(encoded, stop - start), present):
+            for example, negative, has_negative in zip(chunk, split_batch(encoded, stop - start), present):
                 example["negative_input_ids"] = negative["input_ids"]
                 example["negative_attention_mask"] = negative["attention_mask"]
                 if "text_scene_graph" in negative:
