@@ -22,7 +22,7 @@ from .scene_graph_batching import (
     text_graph_tensors,
     video_graph_tensors,
 )
-from .scene_graphs import ParsedTextSceneGraph, ParsedVideoSceneGraph
+from .scene_graphs import ParsedTextSceneGraph, ParsedVideoSceneGraph, move_tensor
 from .video_io import VideoPreprocessor, load_video, preprocessor_for_backbone
 
 
@@ -32,9 +32,7 @@ class FinstaBatch(BatchFeature):
     def to(self, *args, **kwargs) -> "FinstaBatch":
         for key, value in list(self.data.items()):
             if isinstance(value, torch.Tensor):
-                self.data[key] = value.to(*args, **kwargs) if value.is_floating_point() else value.to(
-                    *[a for a in args if not isinstance(a, torch.dtype)], **{k: v for k, v in kwargs.items() if k != "dtype"}
-                )
+                self.data[key] = move_tensor(value, *args, **kwargs)
             elif isinstance(value, dict):
                 self.data[key] = FinstaBatch(value).to(*args, **kwargs).data
         return self
@@ -183,9 +181,9 @@ class FinstaProcessor(ProcessorMixin):
             data["pixel_values"] = processed["pixel_values"]
             data["video_mask"] = processed["video_mask"]
             if video_scene_graphs is not None:
-                data["video_scene_graph"] = self._video_graphs(video_scene_graphs, frames, infos)
+                graphs = [self._read_graph(g) for g in video_scene_graphs]  # each JSON file read once
+                data["video_scene_graph"] = self._video_graphs(graphs, frames, infos)
                 if parsed_text is not None and len(parsed_text) == len(video_list):
-                    graphs = [self._read_graph(g) for g in video_scene_graphs]
                     text_tensors = data.get("text_scene_graph")
                     if text_tensors is not None:
                         nodes = text_tensors["node_types"].shape[1]
@@ -226,7 +224,6 @@ class FinstaProcessor(ProcessorMixin):
         tensors = []
         preprocessing = self.video_preprocessor
         for graph, array, info in zip(graphs, frames, infos):
-            graph = self._read_graph(graph)
             if graph is None:
                 tensors.append(None)
                 continue

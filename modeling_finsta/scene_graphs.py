@@ -178,6 +178,15 @@ class ParsedVideoSceneGraph:
         return labels
 
 
+def move_tensor(value: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+    """``Tensor.to`` where only floating tensors follow a dtype change; ids and masks keep theirs."""
+    if value.is_floating_point():
+        return value.to(*args, **kwargs)
+    device_args = [a for a in args if not isinstance(a, torch.dtype)]
+    device_kwargs = {k: v for k, v in kwargs.items() if k != "dtype"}
+    return value.to(*device_args, **device_kwargs)
+
+
 class _TensorBatch:
     """Shared helpers for the padded scene-graph batches (device moves, dict round trips)."""
 
@@ -185,15 +194,7 @@ class _TensorBatch:
         values = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, torch.Tensor):
-                # Only floating tensors follow a dtype change; ids and masks keep theirs.
-                if value.is_floating_point():
-                    value = value.to(*args, **kwargs)
-                else:
-                    device_args = [a for a in args if not isinstance(a, torch.dtype)]
-                    device_kwargs = {k: v for k, v in kwargs.items() if k != "dtype"}
-                    value = value.to(*device_args, **device_kwargs)
-            values[f.name] = value
+            values[f.name] = move_tensor(value, *args, **kwargs) if isinstance(value, torch.Tensor) else value
         return type(self)(**values)
 
     def to_dict(self) -> dict[str, torch.Tensor]:
