@@ -23,6 +23,9 @@ from .graph_layers import (
     RecurrentGraphTransformerLayer,
     SpatioTemporalGaussianDifferentialLayer,
     allowed_to_bias,
+    box_geometry,
+    frame_velocity,
+    tracked_nodes,
 )
 from .latent_scene_graph import LatentSceneGraphBuilder, box_patch_weights, pool_by_weights
 from .scene_graphs import TEXT_EDGE_TYPES, TEXT_NODE_TYPES, TextSceneGraphBatch, VideoSceneGraphBatch
@@ -42,11 +45,8 @@ def track_motion_features(boxes: torch.Tensor, node_mask: torch.Tensor, scale: f
     when the clip is reversed, so the pooled video graph separates a clip from its reverse by
     construction; what remains to learn is which words mean which change.
     """
-    geometry = torch.cat([(boxes[..., :2] + boxes[..., 2:]) / 2, boxes[..., 2:] - boxes[..., :2]], dim=-1).float()
-    previous_mask = torch.cat([torch.zeros_like(node_mask[:, :1]), node_mask[:, :-1]], dim=1)
-    tracked = (node_mask & previous_mask).unsqueeze(-1).float()
-    velocity = (geometry - torch.cat([geometry[:, :1], geometry[:, :-1]], dim=1)) / scale * tracked
-    steps = tracked.sum(1).clamp(min=1)
+    velocity = frame_velocity(box_geometry(boxes).float(), node_mask, scale)
+    steps = tracked_nodes(node_mask).unsqueeze(-1).float().sum(1).clamp(min=1)
     mean_velocity = velocity.sum(1) / steps  # [B, S, 4]
     tau = _relative_time(node_mask).unsqueeze(-1)  # [B, T, 1]
     visible = node_mask.float()
@@ -281,7 +281,7 @@ class FinstaGraphEncoder(nn.Module):
         boxes = inputs.boxes
         batch, frames, slots = node_mask.shape
         dtype = self.video_node_proj.weight.dtype
-        geometry = torch.cat([(boxes[..., :2] + boxes[..., 2:]) / 2, boxes[..., 2:] - boxes[..., :2]], dim=-1)
+        geometry = box_geometry(boxes)
         hidden = self.video_node_proj(inputs.node_features.to(dtype)) + self.video_box_proj(geometry.to(dtype))
         hidden = hidden + self.video_time_proj(frame_time_features(node_mask).to(dtype)).unsqueeze(2)
         hidden = hidden * node_mask.unsqueeze(-1).to(dtype)
@@ -296,11 +296,11 @@ class FinstaGraphEncoder(nn.Module):
         spatial_bias = bias.permute(0, 1, 4, 2, 3).reshape(batch * frames, -1, slots, slots)
         spatial_bias = spatial_bias + allowed_to_bias(allowed, dtype).reshape(batch * frames, 1, slots, slots)
 
-        centres = (boxes[..., :2] + boxes[..., 2:]) / 2
+        centres = geometry[..., :2]
         for index, layer in enumerate(self.video_layers):
             hidden = layer(hidden, spatial_bias, node_mask)
             if index < len(self.stgd_layers):
-                hidden = self.stgd_layers[index](hidden, spatial_bias, node_mask, centres, boxes[..., 2:] - boxes[..., :2])
+                hidden = self.stgd_layers[index](hidden, spatial_bias, node_mask, geometry)
 
         presence = node_mask.to(hidden.dtype)
         track_count = presence.sum(1)  # [B, S]

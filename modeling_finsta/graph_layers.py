@@ -9,12 +9,35 @@ sparse graph library at scene-graph sizes (tens of nodes).
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers.modeling_layers import GradientCheckpointingLayer
+
+
+def box_geometry(boxes: torch.Tensor) -> torch.Tensor:
+    """Normalised ``(x1, y1, x2, y2)`` boxes -> ``(centre x, centre y, width, height)``."""
+    return torch.cat([(boxes[..., :2] + boxes[..., 2:]) / 2, boxes[..., 2:] - boxes[..., :2]], dim=-1)
+
+
+def previous_frame(values: torch.Tensor, first: str = "repeat") -> torch.Tensor:
+    """``values [B, T, ...]`` shifted one frame later: frame t holds frame t-1's value.
+
+    Frame 0 has no predecessor: it repeats itself (``"repeat"``) or gets zeros/False (``"zero"``).
+    """
+    head = values[:, :1] if first == "repeat" else torch.zeros_like(values[:, :1])
+    return torch.cat([head, values[:, :-1]], dim=1)
+
+
+def tracked_nodes(node_mask: torch.Tensor) -> torch.Tensor:
+    """Nodes visible in frame t and in frame t-1 (so they have a temporal coreferent): ``[B, T, S]``."""
+    return node_mask & previous_frame(node_mask, first="zero")
+
+
+def frame_velocity(geometry: torch.Tensor, node_mask: torch.Tensor, scale) -> torch.Tensor:
+    """Per-frame change of each tracked node's box geometry, in units of ``scale`` (0 where untracked)."""
+    return (geometry - previous_frame(geometry)) / scale * tracked_nodes(node_mask).unsqueeze(-1)
 
 
 def allowed_to_bias(allowed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -159,9 +182,8 @@ class SpatioTemporalGaussianDifferentialLayer(GradientCheckpointingLayer):
         self, centres: torch.Tensor, node_mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Returns (mu [B,T,S], pairwise relative motion [B,T,S,S], has-previous mask [B,T,S])."""
-        previous_centres = torch.cat([centres[:, :1], centres[:, :-1]], dim=1)
-        previous_mask = torch.cat([torch.zeros_like(node_mask[:, :1]), node_mask[:, :-1]], dim=1)
-        tracked = node_mask & previous_mask
+        previous_centres = previous_frame(centres)
+        tracked = tracked_nodes(node_mask)
         offsets = centres.unsqueeze(-3) - centres.unsqueeze(-2)  # [B,T,S(i),S(j),2] = c_j - c_i
         previous_offsets = previous_centres.unsqueeze(-3) - previous_centres.unsqueeze(-2)
         two_sigma_sq = 2 * self.log_sigma.exp() ** 2
@@ -184,19 +206,17 @@ class SpatioTemporalGaussianDifferentialLayer(GradientCheckpointingLayer):
         hidden_states: torch.Tensor,
         spatial_bias: torch.Tensor,
         node_mask: torch.Tensor,
-        centres: torch.Tensor,
-        sizes: Optional[torch.Tensor] = None,
+        geometry: torch.Tensor,
     ) -> torch.Tensor:
+        """``geometry [B, T, S, 4]``: box centre and size per node (see `box_geometry`)."""
         batch, frames, slots, hidden = hidden_states.shape
         dtype = hidden_states.dtype
-        saliency, pair_motion, tracked = self.motion_saliency(centres.float(), node_mask)
+        geometry = geometry.float()
+        saliency, pair_motion, tracked = self.motion_saliency(geometry[..., :2], node_mask)
         # The node's own displacement and growth since t-1, in units of sigma: its sign flips when
         # time runs backwards, which is what makes pooled states tell a clip from its reverse.
-        geometry = torch.cat([centres, sizes if sizes is not None else torch.zeros_like(centres)], dim=-1).float()
-        velocity = (geometry - torch.cat([geometry[:, :1], geometry[:, :-1]], dim=1)) / self.log_sigma.exp()
-        velocity = velocity * tracked.unsqueeze(-1)
-        previous_states = torch.cat([hidden_states[:, :1], hidden_states[:, :-1]], dim=1)
-        temporal_difference = (hidden_states - previous_states) * tracked.unsqueeze(-1).to(dtype)
+        velocity = frame_velocity(geometry, node_mask, self.log_sigma.exp())
+        temporal_difference = (hidden_states - previous_frame(hidden_states)) * tracked.unsqueeze(-1).to(dtype)
         weights = pair_motion / pair_motion.sum(-1, keepdim=True).clamp(min=1e-6)
         weights = weights.to(dtype)
         # sum_j w_ij (h_i - h_j) = (sum_j w_ij) h_i - W h
