@@ -31,7 +31,8 @@ class HostTextOutput:
 @dataclass
 class HostVideoOutput:
     video_embeds: torch.Tensor  # [B, E] the host's own pooled video embedding
-    frame_embeds: torch.Tensor  # [B, T, E] per-frame embeddings in the joint space
+    frame_embeds: torch.Tensor  # [B, T, E] per-frame embeddings in the joint space (after the temporal head)
+    frame_inputs: torch.Tensor  # [B, T, E] per-frame embeddings before the temporal head (see `pool_frames`)
     patch_tokens: torch.Tensor  # [B, T, N, vision_hidden] final-layer patch tokens (no class token)
     grid_size: tuple[int, int]  # patch grid (rows, columns); N = rows * columns
 
@@ -63,6 +64,18 @@ class BackboneAdapter(nn.Module):
     def encode_video(
         self, backbone: nn.Module, pixel_values: torch.Tensor, video_mask: Optional[torch.Tensor]
     ) -> HostVideoOutput:
+        frame_inputs, patch_tokens, grid = self._encode_frames(backbone, pixel_values)
+        video_embeds, frame_embeds = self.pool_frames(backbone, frame_inputs, video_mask)
+        return HostVideoOutput(video_embeds, frame_embeds, frame_inputs, patch_tokens, grid)
+
+    def pool_frames(
+        self, backbone: nn.Module, frame_inputs: torch.Tensor, video_mask: Optional[torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The host's temporal head: per-frame embeddings ``[B, T, E]`` -> (video embedding, frame states).
+
+        Separate from the per-frame tower so that a clip with its frames reordered (PTC's negatives)
+        costs only this head, not another pass of the vision tower.
+        """
         raise NotImplementedError
 
     def text_tokens_to_joint(self, backbone: nn.Module, token_states: torch.Tensor) -> torch.Tensor:
@@ -127,12 +140,12 @@ class Clip4ClipAdapter(BackboneAdapter):
             self.frame_position_embeddings = nn.Embedding(config.num_frame_positions, width)
             self.temporal_encoder = CLIPEncoder(temporal_config)
 
-    def encode_video(self, backbone, pixel_values, video_mask):
-        frame_embeds, patch_tokens, grid = self._encode_frames(backbone, pixel_values)
+    def pool_frames(self, backbone, frame_inputs, video_mask):
+        frame_embeds = frame_inputs
         if self.temporal_head == "seqTransf":
-            frame_embeds = self._temporal_transformer(frame_embeds, video_mask)
+            frame_embeds = self._temporal_transformer(frame_inputs, video_mask)
         video_embeds = _l2_normalize(_masked_mean(_l2_normalize(frame_embeds), video_mask))
-        return HostVideoOutput(video_embeds, frame_embeds, patch_tokens, grid)
+        return video_embeds, frame_embeds
 
     def _temporal_transformer(self, frame_embeds: torch.Tensor, video_mask: Optional[torch.Tensor]) -> torch.Tensor:
         batch, frames, _ = frame_embeds.shape
@@ -162,9 +175,10 @@ class XClipAdapter(BackboneAdapter):
                 f"X-CLIP backbone was built for {expected} frames (vision_config.num_frames), "
                 f"got pixel_values with {pixel_values.shape[1]}"
             )
-        frame_embeds, patch_tokens, grid = self._encode_frames(backbone, pixel_values)
-        video_embeds = backbone.mit(frame_embeds).pooler_output
-        return HostVideoOutput(video_embeds, frame_embeds, patch_tokens, grid)
+        return super().encode_video(backbone, pixel_values, video_mask)
+
+    def pool_frames(self, backbone, frame_inputs, video_mask):
+        return backbone.mit(frame_inputs).pooler_output, frame_inputs
 
 
 BACKBONE_ADAPTERS: dict[str, type[BackboneAdapter]] = {

@@ -57,7 +57,9 @@ class FinstaConfig(PreTrainedConfig):
         distillation_loss_weight (`float`): weights of the loss components.
         use_stgd, use_temporal_coreference_edges, use_predicate_attribute_nodes,
         use_cross_modal_edges, use_osc, use_ptc (`bool`, default `True`): ablation switches, one per
-            component ablated in the paper.
+            component ablated in the paper. PTC contrasts each clip with itself with frames reversed and
+            shuffled twice: per predicate (its subject/object tracks) and, [ours], per caption on the
+            embedding retrieval ranks by, so that order reaches the fused embedding.
         initializer_range (`float`, defaults to 0.02).
     """
 

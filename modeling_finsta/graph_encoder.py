@@ -25,6 +25,7 @@ from .graph_layers import (
     allowed_to_bias,
     box_geometry,
     frame_velocity,
+    previous_frame,
     tracked_nodes,
 )
 from .latent_scene_graph import LatentSceneGraphBuilder, box_patch_weights, pool_by_weights
@@ -34,26 +35,44 @@ NUM_GEOMETRIC_RELATIONS = 6  # none/self, overlapping, left of, right of, above,
 NUM_TIME_FREQUENCIES = 4
 
 
-NUM_MOTION_FEATURES = 6
+NUM_MOTION_FEATURES = 8
 
 
 def track_motion_features(boxes: torch.Tensor, node_mask: torch.Tensor, scale: float = 0.1) -> torch.Tensor:
-    """[ours, part of STGD] A track's signed change over its clip: ``[B, T, S, 4] -> [B, S, 6]``.
+    """[ours, part of STGD] A track's signed change over its clip: ``[B, T, S, 4] -> [B, S, 8]``.
 
-    Mean box velocity (centre and size, in units of ``scale``), the mean relative time at which the
-    track is visible, and the mean relative time at which it moves. All flip sign or mirror (t -> 1 - t)
-    when the clip is reversed, so the pooled video graph separates a clip from its reverse by
-    construction; what remains to learn is which words mean which change.
+    Mean box velocity (centre and size, in units of ``scale``); the mean relative time at which the
+    track is visible and at which it moves; and two relational terms from the STGD comparison of
+    relative offsets r_ij(t) with r_ij(t-1): the mean change of its distance to the other tracks
+    (negative when they come closer) and the mean component of its own velocity towards them (which
+    tells the mover from the landmark). All flip sign or mirror (t -> 1 - t) when the clip is
+    reversed, so the pooled video graph separates a clip from its reverse by construction; what
+    remains to learn is which words mean which change.
     """
-    velocity = frame_velocity(box_geometry(boxes).float(), node_mask, scale)
-    steps = tracked_nodes(node_mask).unsqueeze(-1).float().sum(1).clamp(min=1)
+    geometry = box_geometry(boxes).float()
+    velocity = frame_velocity(geometry, node_mask, scale)
+    tracked = tracked_nodes(node_mask)
+    steps = tracked.unsqueeze(-1).float().sum(1).clamp(min=1)
     mean_velocity = velocity.sum(1) / steps  # [B, S, 4]
     tau = _relative_time(node_mask).unsqueeze(-1)  # [B, T, 1]
     visible = node_mask.float()
     mean_visible_time = (visible * tau).sum(1) / visible.sum(1).clamp(min=1)  # [B, S]
     speed = velocity[..., :2].norm(dim=-1)  # [B, T, S]
     mean_moving_time = (speed * tau).sum(1) / speed.sum(1).clamp(min=1e-6)
-    return torch.cat([mean_velocity, mean_visible_time.unsqueeze(-1) - 0.5, mean_moving_time.unsqueeze(-1) - 0.5], dim=-1)
+
+    slots = node_mask.shape[-1]
+    others = ~torch.eye(slots, dtype=torch.bool, device=node_mask.device)
+    pairs = (tracked.unsqueeze(-1) & tracked.unsqueeze(-2) & others).float()  # [B, T, i, j]
+    offsets = geometry[..., None, :, :2] - geometry[..., :, None, :2]  # [B, T, i, j, 2] = c_j - c_i
+    previous_offsets = previous_frame(offsets)
+    previous_distance = previous_offsets.norm(dim=-1)
+    distance_change = (offsets.norm(dim=-1) - previous_distance) / scale
+    towards = (velocity[..., None, :2] * previous_offsets).sum(-1) / previous_distance.clamp(min=1e-6)
+    pair_count = pairs.sum((1, 3)).clamp(min=1)
+    mean_distance_change = (distance_change * pairs).sum((1, 3)) / pair_count
+    mean_towards = (towards * pairs).sum((1, 3)) / pair_count
+    relational = torch.stack([mean_visible_time - 0.5, mean_moving_time - 0.5, mean_distance_change, mean_towards], dim=-1)
+    return torch.cat([mean_velocity, relational], dim=-1)
 
 
 def _relative_time(node_mask: torch.Tensor) -> torch.Tensor:
@@ -75,6 +94,12 @@ def frame_time_features(node_mask: torch.Tensor) -> torch.Tensor:
     frequencies = torch.arange(1, NUM_TIME_FREQUENCIES + 1, device=node_mask.device, dtype=torch.float32) * math.pi / 2
     angles = tau.unsqueeze(-1) * frequencies
     return torch.cat([angles.sin(), angles.cos()], dim=-1)
+
+
+def gather_frames(values: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
+    """Reorder dim 1 (frames) of ``values [B, T, ...]`` per video with ``order [B, T]`` (frame indices)."""
+    index = order.view(*order.shape, *([1] * (values.dim() - 2))).expand(*order.shape, *values.shape[2:])
+    return torch.gather(values, 1, index)
 
 
 @dataclass
@@ -99,14 +124,9 @@ class VideoGraphInputs:
 
     def permute_frames(self, order: torch.Tensor) -> "VideoGraphInputs":
         """Reorder frames per video with ``order [B, T]`` (frame indices)."""
-
-        def take(x):
-            if x is None:
-                return None
-            index = order.view(*order.shape, *([1] * (x.dim() - 2))).expand(*order.shape, *x.shape[2:])
-            return torch.gather(x, 1, index)
-
-        return VideoGraphInputs(take(self.node_features), take(self.boxes), take(self.node_mask), take(self.relation_types))
+        return VideoGraphInputs(
+            *(None if x is None else gather_frames(x, order) for x in (self.node_features, self.boxes, self.node_mask, self.relation_types))
+        )
 
 
 @dataclass

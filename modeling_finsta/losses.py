@@ -129,6 +129,22 @@ def predicate_temporal_contrastive_loss(
     return F.cross_entropy(logits.float(), labels)
 
 
+def clip_order_contrastive_loss(
+    text_embeds: torch.Tensor, video_embeds: torch.Tensor, order_negatives: torch.Tensor, logit_scale: torch.Tensor
+) -> torch.Tensor:
+    """[ours, clip-level PTC] each caption against its own clip and the same clip with frames reordered.
+
+    text_embeds, video_embeds ``[B, D]``: the embeddings retrieval uses (fused or host);
+    order_negatives ``[B, K, D]``: the same videos with frames reversed / shuffled. The other videos
+    are the main contrastive loss's business; this term only asks "which frame order does the
+    caption describe", so that order reaches the embedding retrieval ranks by, not only PTC's heads.
+    """
+    candidates = F.normalize(torch.cat([video_embeds.unsqueeze(1), order_negatives], dim=1), dim=-1)
+    logits = logit_scale * torch.einsum("bd,bkd->bk", F.normalize(text_embeds, dim=-1), candidates)
+    labels = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
+    return F.cross_entropy(logits.float(), labels)
+
+
 def distillation_loss(
     host_embeds: torch.Tensor, graph_embeds: torch.Tensor, mask: Optional[torch.Tensor] = None
 ) -> torch.Tensor:

@@ -21,9 +21,10 @@ from transformers.utils import ModelOutput
 
 from .backbone_adapters import HostVideoOutput, build_backbone_adapter
 from .configuration_finsta import FinstaConfig
-from .graph_encoder import FinstaGraphEncoder, TextGraphEncoding, VideoGraphEncoding, VideoGraphInputs
+from .graph_encoder import FinstaGraphEncoder, TextGraphEncoding, VideoGraphEncoding, VideoGraphInputs, gather_frames
 from .graph_layers import SpatioTemporalGaussianDifferentialLayer
 from .losses import (
+    clip_order_contrastive_loss,
     contrastive_loss,
     distillation_loss,
     neighbourhood_mean,
@@ -365,6 +366,18 @@ class FinstaModel(FinstaPreTrainedModel):
                 )
 
         if need_ptc:
+            # PTC's order negatives: the same videos with frames reversed and shuffled. Host frame
+            # embeddings are reused, so only the temporal head and the graph encoder run again.
+            orders = (reversed_frame_order(video_mask), shuffled_frame_order(video_mask))
+            reordered = [encoder.encode_video_graph(video_inputs.permute_frames(order)) for order in orders]
+            reordered_embeds = []
+            for order, encoding in zip(orders, reordered):
+                host_embeds, _ = self.host_adapter.pool_frames(
+                    self.backbone, gather_frames(host_video.frame_inputs, order), gather_frames(video_mask, order)
+                )
+                reordered_embeds.append(self._output_embeds(host_embeds, encoding))
+            ptc = clip_order_contrastive_loss(text_embeds, video_embeds, torch.stack(reordered_embeds, dim=1), logit_scale)
+
             is_predicate = node_types == TEXT_NODE_TYPES["predicate"]
             if is_predicate.any():
                 connected = (edges > 0) | (edges.transpose(1, 2) > 0)
@@ -384,19 +397,18 @@ class FinstaModel(FinstaPreTrainedModel):
                     tracks = encoder.ptc_video_head(encoding.track_states)  # [B, S, H]
                     return F.normalize(torch.einsum("as,ash->ah", weights.to(tracks.dtype), tracks[batch_index]), dim=-1)
 
-                reversed_encoding = encoder.encode_video_graph(video_inputs.permute_frames(reversed_frame_order(video_mask)))
-                shuffled_encoding = encoder.encode_video_graph(video_inputs.permute_frames(shuffled_frame_order(video_mask)))
                 track_heads = encoder.ptc_video_head(video_encoding.track_states)
                 track_valid = video_encoding.track_mask.unsqueeze(-1).to(track_heads.dtype)
                 summaries = F.normalize((track_heads * track_valid).sum(1) / track_valid.sum(1).clamp(min=1), dim=-1)
-                losses["ptc_loss"] = predicate_temporal_contrastive_loss(
+                ptc = ptc + predicate_temporal_contrastive_loss(
                     anchors,
                     batch_index,
                     track_summary(video_encoding),
-                    torch.stack([track_summary(reversed_encoding), track_summary(shuffled_encoding)], dim=1),
+                    torch.stack([track_summary(encoding) for encoding in reordered], dim=1),
                     summaries,
                     encoder.ptc_logit_scale.exp().clamp(max=100),
                 )
+            losses["ptc_loss"] = ptc
         return losses
 
     @staticmethod
