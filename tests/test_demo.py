@@ -7,7 +7,7 @@ import json
 import torch
 from transformers import AutoModel
 
-from modeling_finsta.demo import RESULT_METRICS, main, model_variants
+from modeling_finsta.demo import BENCHMARK, DEMO, RESULT_METRICS, main, model_variants, parse_arguments
 
 
 def test_demo_writes_results_and_a_loadable_checkpoint(tmp_path):
@@ -36,3 +36,12 @@ def test_baselines_are_plain_hosts():
         assert overrides["graph_contrastive_loss_weight"] == 0 and overrides["distillation_loss_weight"] == 0
         assert not annotated
     assert variants["finsta_annotated"][1] and not variants["finsta_latent"][1]
+
+
+def test_budget_presets_and_explicit_overrides():
+    demo = parse_arguments([])
+    assert (demo.steps, demo.num_train) == (DEMO["steps"], DEMO["num_train"])
+    benchmark = parse_arguments(["--benchmark"])
+    assert (benchmark.steps, benchmark.num_train) == (BENCHMARK["steps"], BENCHMARK["num_train"])
+    assert BENCHMARK["steps"] > DEMO["steps"]
+    assert parse_arguments(["--benchmark", "--steps", "7"]).steps == 7
