@@ -486,24 +486,11 @@ def convert_clip(
     else:
         video = frames
 
-    tokenizer = _load_tokenizer(source, local_files_only)
-    image_settings = _image_processor_settings(source, local_files_only)
-    processor = _build_processor(
-        tokenizer, "clip", image_settings, num_frames, "fps", min(32, backbone_config.text_config.max_position_embeddings),
-        backbone_config.vision_config.image_size,
-    )
-    provenance = {
-        "source": source,
-        "source_revision": getattr(source_model.config, "_commit_hash", None) or "local folder",
-        "converter": f"{converter_version()}: finsta-convert-clip",
-        "temporal_head": temporal_head,
-    }
-    card = _model_card(
-        card_data, card_template, f"finsta-clip4clip-vit-b-32-{temporal_head}", repo_id, provenance,
-        _preprocessing_facts(processor, backbone_config.vision_config.image_size, "clip"),
-    )  # fmt: skip
-    return _finish(
-        model, output_dir, processor=processor, tokenizer=tokenizer, card=card, inputs=inputs, text=text, video=video,
+    return _finish_from_transformers_source(
+        model, output_dir, source, source_model, local_files_only=local_files_only, num_frames=num_frames,
+        sampling="fps", max_text_length=32, default_card=f"finsta-clip4clip-vit-b-32-{temporal_head}",
+        converter="finsta-convert-clip", extra_provenance={"temporal_head": temporal_head}, card_data=card_data,
+        card_template=card_template, repo_id=repo_id, inputs=inputs, text=text, video=video,
         video_level=video_level, tolerance=tolerance, temporal_head=temporal_head,
     )  # fmt: skip
 
@@ -540,24 +527,42 @@ def convert_xclip(
         text = source_model.get_text_features(input_ids=inputs["input_ids"]).pooler_output
         video = source_model.get_video_features(pixel_values=inputs["pixel_values"]).pooler_output
 
+    return _finish_from_transformers_source(
+        model, output_dir, source, source_model, local_files_only=local_files_only, num_frames=num_frames,
+        sampling="uniform", max_text_length=77, default_card="finsta-xclip-base-patch32",
+        converter="finsta-convert-xclip", extra_provenance={}, card_data=card_data, card_template=card_template,
+        repo_id=repo_id, inputs=inputs, text=text, video=video, video_level="video", tolerance=tolerance,
+        temporal_head=None,
+    )  # fmt: skip
+
+
+def _finish_from_transformers_source(
+    model, output_dir, source: str, source_model, *, local_files_only: bool, num_frames: int, sampling: str,
+    max_text_length: int, default_card: str, converter: str, extra_provenance: Mapping[str, Any], card_data,
+    card_template, repo_id, inputs, text, video, video_level: str, tolerance: float, temporal_head,
+) -> ConversionReport:
+    """Processor, provenance and card of a conversion from a transformers CLIP / X-CLIP source, then `_finish`."""
+    backbone_config = source_model.config
+    backbone_type = backbone_config.model_type
     tokenizer = _load_tokenizer(source, local_files_only)
     image_settings = _image_processor_settings(source, local_files_only)
     processor = _build_processor(
-        tokenizer, "xclip", image_settings, num_frames, "uniform", min(77, backbone_config.text_config.max_position_embeddings),
-        backbone_config.vision_config.image_size,
-    )
+        tokenizer, backbone_type, image_settings, num_frames, sampling,
+        min(max_text_length, backbone_config.text_config.max_position_embeddings), backbone_config.vision_config.image_size,
+    )  # fmt: skip
     provenance = {
         "source": source,
-        "source_revision": getattr(source_model.config, "_commit_hash", None) or "local folder",
-        "converter": f"{converter_version()}: finsta-convert-xclip",
+        "source_revision": getattr(backbone_config, "_commit_hash", None) or "local folder",
+        "converter": f"{converter_version()}: {converter}",
+        **extra_provenance,
     }
     card = _model_card(
-        card_data, card_template, "finsta-xclip-base-patch32", repo_id, provenance,
-        _preprocessing_facts(processor, backbone_config.vision_config.image_size, "xclip"),
+        card_data, card_template, default_card, repo_id, provenance,
+        _preprocessing_facts(processor, backbone_config.vision_config.image_size, backbone_type),
     )  # fmt: skip
     return _finish(
         model, output_dir, processor=processor, tokenizer=tokenizer, card=card, inputs=inputs, text=text, video=video,
-        video_level="video", tolerance=tolerance, temporal_head=None,
+        video_level=video_level, tolerance=tolerance, temporal_head=temporal_head,
     )  # fmt: skip
 
 
