@@ -10,6 +10,7 @@ from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 SUPPORTED_BACKBONES = ("clip", "xclip")
 TEMPORAL_HEADS = ("meanP", "seqTransf")
 INFERENCE_MODES = ("distilled", "fused")
+DISTILLATION_TARGETS = ("similarity", "embedding")
 
 # Each switch removes one component the paper ablates (Finsta, TPAMI 2024, ablation study).
 ABLATION_SWITCHES = (
@@ -53,13 +54,19 @@ class FinstaConfig(PreTrainedConfig):
         fusion_weight (`float`, defaults to 1.0): weight of the graph embedding in fused inference.
         inference_mode (`str`, defaults to `"fused"`): `"distilled"` returns the host's own
             embeddings (host cost, no scene graph); `"fused"` adds the graph encoders' embeddings.
-        contrastive_loss_weight, graph_contrastive_loss_weight, osc_loss_weight, ptc_loss_weight,
-        distillation_loss_weight (`float`): weights of the loss components.
+        contrastive_loss_weight, fused_contrastive_loss_weight, graph_contrastive_loss_weight, osc_loss_weight,
+        ptc_loss_weight, distillation_loss_weight (`float`): weights of the loss components.
+            `contrastive_loss` is the host's own objective on the host's own embeddings, kept as it is so
+            that the distilled host stays a working retrieval model; `fused_contrastive_loss` trains the
+            fused embeddings (only when `inference_mode="fused"`).
         use_stgd, use_temporal_coreference_edges, use_predicate_attribute_nodes,
         use_cross_modal_edges, use_osc, use_ptc (`bool`, default `True`): ablation switches, one per
             component ablated in the paper. PTC contrasts each clip with itself with frames reversed and
             shuffled twice: per predicate (its subject/object tracks) and, [ours], per caption on the
             embedding retrieval ranks by, so that order reaches the fused embedding.
+        distillation_target (`str`, defaults to `"similarity"`): what the host is distilled towards.
+            `"similarity"`: the fused model's retrieval distributions over the batch (KL); `"embedding"`:
+            the graph embeddings themselves (1 - cosine). See `losses.py`.
         initializer_range (`float`, defaults to 0.02).
     """
 
@@ -88,10 +95,12 @@ class FinstaConfig(PreTrainedConfig):
         fusion_weight: float = 1.0,
         inference_mode: str = "fused",
         contrastive_loss_weight: float = 1.0,
+        fused_contrastive_loss_weight: float = 1.0,
         graph_contrastive_loss_weight: float = 1.0,
         osc_loss_weight: float = 0.5,
         ptc_loss_weight: float = 0.5,
         distillation_loss_weight: float = 1.0,
+        distillation_target: str = "similarity",
         use_stgd: bool = True,
         use_temporal_coreference_edges: bool = True,
         use_predicate_attribute_nodes: bool = True,
@@ -121,10 +130,12 @@ class FinstaConfig(PreTrainedConfig):
         self.fusion_weight = fusion_weight
         self.inference_mode = inference_mode
         self.contrastive_loss_weight = contrastive_loss_weight
+        self.fused_contrastive_loss_weight = fused_contrastive_loss_weight
         self.graph_contrastive_loss_weight = graph_contrastive_loss_weight
         self.osc_loss_weight = osc_loss_weight
         self.ptc_loss_weight = ptc_loss_weight
         self.distillation_loss_weight = distillation_loss_weight
+        self.distillation_target = distillation_target
         self.use_stgd = use_stgd
         self.use_temporal_coreference_edges = use_temporal_coreference_edges
         self.use_predicate_attribute_nodes = use_predicate_attribute_nodes
@@ -157,6 +168,8 @@ class FinstaConfig(PreTrainedConfig):
             fail("temporal_head", f"one of {TEMPORAL_HEADS}")
         if self.inference_mode not in INFERENCE_MODES:
             fail("inference_mode", f"one of {INFERENCE_MODES}")
+        if self.distillation_target not in DISTILLATION_TARGETS:
+            fail("distillation_target", f"one of {DISTILLATION_TARGETS}")
         for field in (
             "temporal_num_layers",
             "num_frame_positions",
@@ -188,6 +201,7 @@ class FinstaConfig(PreTrainedConfig):
             "latent_position_weight",
             "fusion_weight",
             "contrastive_loss_weight",
+            "fused_contrastive_loss_weight",
             "graph_contrastive_loss_weight",
             "osc_loss_weight",
             "ptc_loss_weight",

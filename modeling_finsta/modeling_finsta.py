@@ -32,6 +32,7 @@ from .losses import (
     predicate_temporal_contrastive_loss,
     reversed_frame_order,
     shuffled_frame_order,
+    similarity_distillation_loss,
 )
 from .scene_graphs import TEXT_EDGE_TYPES, TEXT_NODE_TYPES, TextSceneGraphBatch, VideoSceneGraphBatch
 
@@ -45,8 +46,9 @@ class FinstaOutput(ModelOutput):
         text_embeds / video_embeds: the embeddings of the configured inference mode.
         host_text_embeds / host_video_embeds: the host's own embeddings (distilled mode returns these).
         text_graph_embeds / video_graph_embeds: pooled graph-encoder embeddings (None when not computed).
-        contrastive_loss, graph_contrastive_loss, osc_loss, ptc_loss, distillation_loss: unweighted
-            components (None when inactive).
+        contrastive_loss, fused_contrastive_loss, graph_contrastive_loss, osc_loss, ptc_loss,
+            distillation_loss: unweighted components (None when inactive). `contrastive_loss` is the
+            host's own objective on its own embeddings; `fused_contrastive_loss` the same on the fused ones.
         video_graph_boxes / video_graph_node_mask: the DSG used (latent slots or annotations),
             `[B, T, S, 4]` normalised xyxy and `[B, T, S]`.
     """
@@ -61,6 +63,7 @@ class FinstaOutput(ModelOutput):
     text_graph_embeds: Optional[torch.FloatTensor] = None
     video_graph_embeds: Optional[torch.FloatTensor] = None
     contrastive_loss: Optional[torch.FloatTensor] = None
+    fused_contrastive_loss: Optional[torch.FloatTensor] = None
     graph_contrastive_loss: Optional[torch.FloatTensor] = None
     osc_loss: Optional[torch.FloatTensor] = None
     ptc_loss: Optional[torch.FloatTensor] = None
@@ -226,13 +229,19 @@ class FinstaModel(FinstaPreTrainedModel):
                     negative_encoding = self.graph_encoder.encode_text_graph(negative_host.token_states, negative_graph)
                 if negative_mask is None:
                     negative_mask = torch.ones(negative_input_ids.shape[0], dtype=torch.bool, device=negative_input_ids.device)
-                negatives = (self._output_embeds(negative_host.text_embeds, negative_encoding), negative_encoding, negative_mask.bool())
+                negatives = (
+                    negative_host.text_embeds,
+                    self._output_embeds(negative_host.text_embeds, negative_encoding),
+                    negative_encoding,
+                    negative_mask.bool(),
+                )
             losses = self._losses(
                 text_embeds, video_embeds, logit_scale, host_text, host_video, text_graph, text_encoding,
                 video_inputs, video_encoding, video_mask, negatives,
             )
             weights = {
                 "contrastive_loss": self.config.contrastive_loss_weight,
+                "fused_contrastive_loss": self.config.fused_contrastive_loss_weight,
                 "graph_contrastive_loss": self.config.graph_contrastive_loss_weight,
                 "osc_loss": self.config.osc_loss_weight,
                 "ptc_loss": self.config.ptc_loss_weight,
@@ -271,6 +280,11 @@ class FinstaModel(FinstaPreTrainedModel):
         """Distilled mode: the host embedding as is. Fused: normalised host + weighted graph embedding."""
         if self.config.inference_mode == "distilled":
             return host_embeds
+        return self._fuse(host_embeds, encoding)
+
+    def _fuse(
+        self, host_embeds: torch.Tensor, encoding: Optional[Union[TextGraphEncoding, VideoGraphEncoding]]
+    ) -> torch.Tensor:
         fused = F.normalize(host_embeds, dim=-1)
         if encoding is not None:
             graph = encoding.graph_embeds
@@ -291,18 +305,30 @@ class FinstaModel(FinstaPreTrainedModel):
         video_inputs: Optional[VideoGraphInputs],
         video_encoding: Optional[VideoGraphEncoding],
         video_mask: torch.Tensor,
-        negatives: Optional[tuple[torch.Tensor, Optional[TextGraphEncoding], torch.Tensor]] = None,
+        negatives: Optional[tuple[torch.Tensor, torch.Tensor, Optional[TextGraphEncoding], torch.Tensor]] = None,
     ) -> dict[str, Optional[torch.Tensor]]:
         config = self.config
         encoder = self.graph_encoder
-        negative_embeds, negative_encoding, negative_mask = negatives if negatives is not None else (None, None, None)
+        negative_host_embeds, negative_embeds, negative_encoding, negative_mask = (
+            negatives if negatives is not None else (None, None, None, None)
+        )
+        # The host keeps its own objective on its own embeddings (so the distilled host stays a
+        # retrieval model); the fused embeddings, when they differ from the host's, get the same loss.
+        fused = config.inference_mode == "fused" and (text_encoding is not None or video_encoding is not None)
         losses: dict[str, Optional[torch.Tensor]] = {
-            "contrastive_loss": contrastive_loss(text_embeds, video_embeds, logit_scale, negative_embeds, negative_mask),
+            "contrastive_loss": contrastive_loss(
+                host_text.text_embeds, host_video.video_embeds, logit_scale, negative_host_embeds, negative_mask
+            ),
+            "fused_contrastive_loss": None,
             "graph_contrastive_loss": None,
             "osc_loss": None,
             "ptc_loss": None,
             "distillation_loss": None,
         }
+        if fused and config.fused_contrastive_loss_weight > 0:
+            losses["fused_contrastive_loss"] = contrastive_loss(
+                text_embeds, video_embeds, logit_scale, negative_embeds, negative_mask
+            )
         if text_encoding is None or video_encoding is None:
             return losses
         has_graph = text_encoding.has_graph
@@ -323,10 +349,19 @@ class FinstaModel(FinstaPreTrainedModel):
                 losses["graph_contrastive_loss"] = (
                     F.cross_entropy(logits.float(), labels) + F.cross_entropy(logits.t().float(), labels)
                 ) / 2
-        if config.distillation_loss_weight > 0:
+        if config.distillation_loss_weight > 0 and config.distillation_target == "embedding":
             losses["distillation_loss"] = distillation_loss(
                 host_text.text_embeds, text_encoding.graph_embeds, has_graph
             ) + distillation_loss(host_video.video_embeds, video_encoding.graph_embeds)
+        elif config.distillation_loss_weight > 0:
+            negative_fused = None
+            if negative_host_embeds is not None:
+                negative_fused = self._fuse(negative_host_embeds, negative_encoding)
+            losses["distillation_loss"] = similarity_distillation_loss(
+                host_text.text_embeds, host_video.video_embeds,
+                self._fuse(host_text.text_embeds, text_encoding), self._fuse(host_video.video_embeds, video_encoding),
+                logit_scale, negative_host_embeds, negative_fused, negative_mask,
+            )  # fmt: skip
 
         need_osc = config.use_osc and config.osc_loss_weight > 0
         need_ptc = config.use_ptc and config.ptc_loss_weight > 0 and video_mask.shape[1] > 1

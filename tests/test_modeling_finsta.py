@@ -36,7 +36,7 @@ def test_output_shapes_and_features(backbone, temporal_head):
     assert out.video_graph_boxes.shape == (3, 4, 4, 4)
     assert torch.allclose(text.pooler_output, out.text_embeds, atol=1e-5)
     assert torch.allclose(video.pooler_output, out.video_embeds, atol=1e-5)
-    for name in ("contrastive_loss", "graph_contrastive_loss", "osc_loss", "ptc_loss", "distillation_loss"):
+    for name in ("contrastive_loss", "fused_contrastive_loss", "graph_contrastive_loss", "osc_loss", "ptc_loss", "distillation_loss"):
         assert torch.isfinite(getattr(out, name)), name
 
 
@@ -256,6 +256,7 @@ def test_activation_checkpointing_gives_the_same_loss():
     [
         ({"temporal_head": "seqLSTM"}, "temporal_head"),
         ({"inference_mode": "both"}, "inference_mode"),
+        ({"distillation_target": "logits"}, "distillation_target"),
         ({"graph_hidden_size": 30, "graph_num_heads": 4}, "graph_hidden_size"),
         ({"num_latent_slots": 0}, "num_latent_slots"),
         ({"osc_loss_weight": -1.0}, "osc_loss_weight"),
@@ -290,8 +291,24 @@ def test_hard_negative_captions_enter_the_contrastive_losses():
         negative_mask=torch.tensor([True, True, False]),
     )
     assert with_negatives.contrastive_loss > plain.contrastive_loss  # an extra candidate can only add loss
+    assert with_negatives.fused_contrastive_loss > plain.fused_contrastive_loss
     assert with_negatives.graph_contrastive_loss is not None
     with_negatives.loss.backward()
     torch.manual_seed(0)
     masked = model(**inputs, negative_input_ids=negatives["input_ids"], negative_mask=torch.zeros(3, dtype=torch.bool))
     assert torch.allclose(masked.contrastive_loss, plain.contrastive_loss, atol=1e-6)
+
+
+def test_host_keeps_its_own_objective_and_fused_embeddings_get_theirs():
+    from modeling_finsta.losses import contrastive_loss
+
+    model = build().train()
+    inputs = example_inputs()
+    out = model(**inputs)
+    scale = model.backbone.logit_scale.exp()
+    host = contrastive_loss(out.host_text_embeds, out.host_video_embeds, scale)
+    fused = contrastive_loss(out.text_embeds, out.video_embeds, scale)
+    assert torch.allclose(out.contrastive_loss, host) and torch.allclose(out.fused_contrastive_loss, fused)
+    assert not torch.allclose(host, fused)
+    plain = build(inference_mode="distilled").train()(**inputs)
+    assert plain.fused_contrastive_loss is None
