@@ -28,6 +28,20 @@ def gather_with_grad(tensor: torch.Tensor) -> tuple[torch.Tensor, int]:
     return gathered, dist.get_rank() * tensor.shape[0]
 
 
+def hard_negative_logits(
+    video_embeds: torch.Tensor, negative_text_embeds: torch.Tensor, logit_scale: torch.Tensor, negative_mask=None
+) -> torch.Tensor:
+    """Each video's scaled cosine with its own hard-negative caption ``[B, 1]`` (normalised video in).
+
+    Videos without one (``negative_mask`` false) get -1e4: no probability after a softmax, and finite,
+    so that KL terms over masked candidates are 0 rather than NaN.
+    """
+    extra = logit_scale * (video_embeds * F.normalize(negative_text_embeds, dim=-1)).sum(-1, keepdim=True)
+    if negative_mask is not None:
+        extra = extra.masked_fill(~negative_mask.bool().view(-1, 1), -1e4)
+    return extra
+
+
 def contrastive_loss(
     text_embeds: torch.Tensor,
     video_embeds: torch.Tensor,
@@ -51,9 +65,7 @@ def contrastive_loss(
     logits_per_text = logit_scale * text_embeds @ all_video.t()
     logits_per_video = logit_scale * video_embeds @ all_text.t()
     if negative_text_embeds is not None:
-        extra = logit_scale * (video_embeds * F.normalize(negative_text_embeds, dim=-1)).sum(-1, keepdim=True)
-        if negative_mask is not None:
-            extra = extra.masked_fill(~negative_mask.bool().view(-1, 1), float("-inf"))
+        extra = hard_negative_logits(video_embeds, negative_text_embeds, logit_scale, negative_mask)
         logits_per_video = torch.cat([logits_per_video, extra], dim=1)
     return (F.cross_entropy(logits_per_text.float(), labels) + F.cross_entropy(logits_per_video.float(), labels)) / 2
 
@@ -151,9 +163,7 @@ def _retrieval_logits(text, video, logit_scale, negative_text=None, negative_mas
     per_text = logit_scale * text @ video.t()
     per_video = per_text.t()
     if negative_text is not None:
-        extra = logit_scale * (video * F.normalize(negative_text.float(), dim=-1)).sum(-1, keepdim=True)
-        if negative_mask is not None:  # finite, so that KL terms of masked candidates are 0, not NaN
-            extra = extra.masked_fill(~negative_mask.bool().view(-1, 1), -1e4)
+        extra = hard_negative_logits(video, negative_text.float(), logit_scale, negative_mask)
         per_video = torch.cat([per_video, extra], dim=1)
     return per_text, per_video
 

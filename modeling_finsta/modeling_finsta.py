@@ -354,13 +354,18 @@ class FinstaModel(FinstaPreTrainedModel):
                 host_text.text_embeds, text_encoding.graph_embeds, has_graph
             ) + distillation_loss(host_video.video_embeds, video_encoding.graph_embeds)
         elif config.distillation_loss_weight > 0:
-            negative_fused = None
-            if negative_host_embeds is not None:
-                negative_fused = self._fuse(negative_host_embeds, negative_encoding)
+            # The teacher is the fused model: in fused mode those are the embeddings already computed.
+            if fused:
+                teacher_text, teacher_video, negative_teacher = text_embeds, video_embeds, negative_embeds
+            else:
+                teacher_text = self._fuse(host_text.text_embeds, text_encoding)
+                teacher_video = self._fuse(host_video.video_embeds, video_encoding)
+                negative_teacher = None
+                if negative_host_embeds is not None:
+                    negative_teacher = self._fuse(negative_host_embeds, negative_encoding)
             losses["distillation_loss"] = similarity_distillation_loss(
-                host_text.text_embeds, host_video.video_embeds,
-                self._fuse(host_text.text_embeds, text_encoding), self._fuse(host_video.video_embeds, video_encoding),
-                logit_scale, negative_host_embeds, negative_fused, negative_mask,
+                host_text.text_embeds, host_video.video_embeds, teacher_text, teacher_video, logit_scale,
+                negative_host_embeds, negative_teacher, negative_mask,
             )  # fmt: skip
 
         need_osc = config.use_osc and config.osc_loss_weight > 0
