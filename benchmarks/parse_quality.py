@@ -1,9 +1,9 @@
 """Quality and speed of the caption -> text scene graph parser.
 
 For each available backend, prints micro precision/recall/F1 of objects, triplets, attributes and
-adverbs on the gold set (modeling_finsta/data/caption_scene_graph_gold.jsonl; the "dev" split was
-used while writing the parser, the "heldout" split was not), then batched throughput in captions/s
-on ~5000 distinct captions (gold captions with varied objects and colours; cache disabled).
+adverbs on the gold set (modeling_finsta/evaluation/data/caption_scene_graph_gold.jsonl; the "dev"
+split was used while writing the parser, the "heldout" split was not), then batched throughput in
+captions/s on ~5000 distinct captions (gold captions with varied objects and colours; cache disabled).
 
     python benchmarks/parse_quality.py [--num-captions 5000] [--batch-sizes 256 1000] [--backends spacy rules]
 """
@@ -15,7 +15,8 @@ import itertools
 import json
 import time
 
-from modeling_finsta.text_scene_graph_parser import TextSceneGraphParser, load_gold_records, score_parser
+from modeling_finsta.evaluation import load_gold_records, score_parser
+from modeling_finsta.text_scene_graph_parser import TextSceneGraphParser
 
 _SUBSTITUTIONS = [
     ("man", ["man", "boy", "guy", "chef", "player", "teenager"]),

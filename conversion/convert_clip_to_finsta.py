@@ -1,12 +1,12 @@
 """Thin wrapper: a transformers CLIP checkpoint (folder or cached Hub id). See `python conversion/convert_clip_to_finsta.py --help`.
 
-The logic lives in `modeling_finsta.conversion_cli` so that the same command is installed as a
+The logic lives in `modeling_finsta.hub.cli` so that the same command is installed as a
 console script by `pip install -e .`.
 """
 
 import sys
 
-from modeling_finsta.conversion_cli import convert_clip_main
+from modeling_finsta.hub.cli import convert_clip_main
 
 if __name__ == "__main__":
     sys.exit(convert_clip_main())

@@ -14,7 +14,7 @@ from .scene_graphs import (
 )
 from .configuration_finsta import ABLATION_SWITCHES, FinstaConfig
 from .modeling_finsta import FinstaModel, FinstaOutput, FinstaPreTrainedModel
-from .text_scene_graph_parser import TextSceneGraphParser, score_parser
+from .text_scene_graph_parser import TextSceneGraphParser
 from .processing_finsta import FinstaBatch, FinstaDataCollator, FinstaProcessor
 from .video_io import VideoDecodingError, VideoPreprocessor, load_video, preprocessor_for_backbone
 from .video_scene_graph_io import VideoSceneGraphError, read_video_scene_graph, write_video_scene_graph

@@ -1,4 +1,4 @@
-"""Tests for modeling_finsta.checkpoint_conversion.
+"""Tests for modeling_finsta.hub.checkpoint_conversion (the pure state-dict conversions).
 
 Synthetic original checkpoints (OpenAI CLIP / CLIP4Clip key names and shapes, random values) are
 built here, converted, loaded strictly into transformers modules, and compared against reference
@@ -15,7 +15,7 @@ from torch import nn
 from transformers import CLIPModel, CLIPTextConfig
 from transformers.models.clip.modeling_clip import CLIPEncoder
 
-from modeling_finsta.checkpoint_conversion import (
+from modeling_finsta.hub import (
     CheckpointConversionError,
     ConvertedClip4Clip,
     check_state_dict_keys,
@@ -32,6 +32,8 @@ from modeling_finsta.checkpoint_conversion import (
 )
 
 HEAD_DIM = 16  # tiny widths: 32 -> 2 heads, 48 -> 3 heads (released models use 64)
+CLIP_LAYER_NORM_EPS = 1e-5  # OpenAI CLIP towers: nn.LayerNorm's default
+TEMPORAL_LAYER_NORM_EPS = 1e-12  # CLIP4Clip's modules/module_cross.py: its own LayerNorm, variance_epsilon=1e-12
 SIZES = dict(
     vision_width=48, vision_layers=2, patch=8, image=32, text_width=32, text_layers=2, context=16, vocab=64, embed=32
 )
@@ -104,13 +106,28 @@ def make_clip4clip_state_dict(header="meanP", temporal_layers=2, frame_positions
     return state_dict
 
 
+def with_tiny_temporal_variance(state_dict, factor=1e-3):
+    """Scale a seqTransf checkpoint so the temporal blocks' LayerNorm inputs have a variance of ~1e-6.
+
+    The projected frame embeddings and frame positions (the blocks' input) and what each block adds
+    back (attention ``out_proj``, MLP ``c_proj``) shrink by ``factor``; at that variance LayerNorm eps
+    1e-12 and 1e-5 give clearly different outputs, so a wrong temporal eps cannot hide.
+    """
+    scaled = dict(state_dict)
+    for key, value in state_dict.items():
+        temporal_residual = key.startswith("transformerClip.") and (".attn.out_proj." in key or ".mlp.c_proj." in key)
+        if temporal_residual or key in ("clip.visual.proj", "frame_position_embeddings.weight"):
+            scaled[key] = value * factor
+    return scaled
+
+
 # ---------------------------------------------------------------- reference forwards (original layout)
 
 
-def reference_residual_block(x, state_dict, prefix, num_heads, attn_mask=None):
+def reference_residual_block(x, state_dict, prefix, num_heads, attn_mask=None, eps=CLIP_LAYER_NORM_EPS):
     """OpenAI ResidualAttentionBlock on sequence-first ``x [L, N, D]`` with the fused in_proj weights."""
     width = x.shape[-1]
-    hidden = F.layer_norm(x, (width,), state_dict[prefix + "ln_1.weight"], state_dict[prefix + "ln_1.bias"])
+    hidden = F.layer_norm(x, (width,), state_dict[prefix + "ln_1.weight"], state_dict[prefix + "ln_1.bias"], eps=eps)
     attended, _ = F.multi_head_attention_forward(
         hidden, hidden, hidden, width, num_heads,
         state_dict[prefix + "attn.in_proj_weight"], state_dict[prefix + "attn.in_proj_bias"],
@@ -119,7 +136,7 @@ def reference_residual_block(x, state_dict, prefix, num_heads, attn_mask=None):
         training=False, need_weights=False, attn_mask=attn_mask,
     )  # fmt: skip
     x = x + attended
-    hidden = F.layer_norm(x, (width,), state_dict[prefix + "ln_2.weight"], state_dict[prefix + "ln_2.bias"])
+    hidden = F.layer_norm(x, (width,), state_dict[prefix + "ln_2.weight"], state_dict[prefix + "ln_2.bias"], eps=eps)
     hidden = F.linear(hidden, state_dict[prefix + "mlp.c_fc.weight"], state_dict[prefix + "mlp.c_fc.bias"])
     hidden = hidden * torch.sigmoid(1.702 * hidden)  # QuickGELU
     return x + F.linear(hidden, state_dict[prefix + "mlp.c_proj.weight"], state_dict[prefix + "mlp.c_proj.bias"])
@@ -158,8 +175,11 @@ def reference_encode_image(state_dict, images, prefix="clip.", layers=2, num_hea
     return cls @ state_dict[prefix + "visual.proj"]
 
 
-def reference_seq_transf(state_dict, frame_embeds, video_mask, layers, num_heads):
-    """CLIP4Clip ``_loose_similarity`` seqTransf branch plus its normalised masked mean pooling."""
+def reference_seq_transf(state_dict, frame_embeds, video_mask, layers, num_heads, eps=TEMPORAL_LAYER_NORM_EPS):
+    """CLIP4Clip ``_loose_similarity`` seqTransf branch plus its normalised masked mean pooling.
+
+    ``transformerClip`` is CLIP4Clip's ``module_cross.Transformer``, whose LayerNorms use eps 1e-12.
+    """
     batch, frames, _ = frame_embeds.shape
     original = frame_embeds
     positions = state_dict["frame_position_embeddings.weight"][torch.arange(frames)]
@@ -168,7 +188,9 @@ def reference_seq_transf(state_dict, frame_embeds, video_mask, layers, num_heads
     extended_mask = extended_mask.expand(-1, frames, -1).repeat_interleave(num_heads, dim=0)
     x = x.permute(1, 0, 2)
     for index in range(layers):
-        x = reference_residual_block(x, state_dict, f"transformerClip.resblocks.{index}.", num_heads, extended_mask)
+        x = reference_residual_block(
+            x, state_dict, f"transformerClip.resblocks.{index}.", num_heads, extended_mask, eps=eps
+        )
     x = x.permute(1, 0, 2) + original
     per_frame = x
     x = x / x.norm(dim=-1, keepdim=True)
@@ -219,6 +241,7 @@ class TemporalHead(nn.Module):
             num_hidden_layers=num_layers,
             intermediate_size=4 * width,
             hidden_act="quick_gelu",
+            layer_norm_eps=TEMPORAL_LAYER_NORM_EPS,
         )
         config._attn_implementation = attn_implementation
         self.frame_position_embeddings = nn.Embedding(num_positions, width)

@@ -2,23 +2,26 @@
 the reloaded folder equal the independent reference forwards of test_checkpoint_conversion, the
 built-in check catches a wrong conversion, unsupported inputs are refused clearly."""
 
+import importlib
 import json
 
 import pytest
 import torch
 from huggingface_hub import ModelCard
 from test_checkpoint_conversion import (
+    CLIP_LAYER_NORM_EPS,
     make_clip4clip_state_dict,
     reference_encode_image,
     reference_encode_text,
     reference_seq_transf,
+    with_tiny_temporal_variance,
 )
 from test_hub_offline import lay_out_as_hub_cache
 from tiny_models import tiny_clip_config, tiny_clip_tokenizer, tiny_xclip_config
 from transformers import AutoModel, CLIPModel, XCLIPModel
 
-import modeling_finsta.conversion_cli as cli
-from modeling_finsta.hub_publishing import ConversionVerificationError
+import modeling_finsta.hub as hub
+from modeling_finsta.hub import ConversionVerificationError
 
 TINY_HEAD = ["--set", "graph_hidden_size=32", "--set", "text_graph_num_layers=1", "--set", "video_graph_num_layers=1"]
 # widths 64 -> one 64-wide head everywhere, as CLIP4Clip's head count convention (width // 64) requires
@@ -57,7 +60,7 @@ def text_and_video(folder, input_ids, pixel_values, video_mask):
 def test_seq_transf_checkpoint_converts_and_matches_the_reference(tmp_path, tokenizer_dir, vocab_size, capsys):
     path, state_dict = save_checkpoint(tmp_path, "seqTransf", vocab_size)
     out = tmp_path / "out"
-    assert cli.convert_clip4clip_main([str(path), str(out), "--tokenizer", str(tokenizer_dir), *TINY_HEAD]) == 0
+    assert hub.convert_clip4clip_main([str(path), str(out), "--tokenizer", str(tokenizer_dir), *TINY_HEAD]) == 0
     log = capsys.readouterr().out
     assert "CLIP4Clip seqTransf" in log and "OK: text max |diff|" in log and "success" in log
     files = {p.name for p in out.iterdir()}
@@ -84,9 +87,61 @@ def test_seq_transf_checkpoint_converts_and_matches_the_reference(tmp_path, toke
     assert "- image size: `32`" in card.text
 
 
+def fixed_clip_inputs(vocab_size, seed=3):
+    """Two captions (end token = highest id) and two 3-frame 32x32 videos, the second one padded."""
+    generator = torch.Generator().manual_seed(seed)
+    ids = torch.randint(1, vocab_size - 2, (2, 16), generator=generator)
+    ids[0, 5:], ids[1, 15] = 0, vocab_size - 1
+    ids[0, 5] = vocab_size - 1
+    pixels = torch.randn(2, 3, 3, 32, 32, generator=generator)
+    return ids, pixels, torch.tensor([[1, 1, 1], [1, 1, 0]])
+
+
+def expected_seq_transf_video(state_dict, pixels, mask, eps=None):
+    frames = reference_encode_image(state_dict, pixels.flatten(0, 1), layers=1, num_heads=1).view(2, 3, -1)
+    kwargs = {} if eps is None else {"eps": eps}
+    return reference_seq_transf(state_dict, frames, mask.float(), layers=2, num_heads=1, **kwargs)[1]
+
+
+def test_data_parallel_checkpoint_converts_end_to_end(tmp_path, tokenizer_dir, vocab_size, capsys):
+    """A DDP/DataParallel checkpoint (every key ``module.``-prefixed) converts through the CLI; the
+    reference forward of the built-in check used to get the unstripped keys (KeyError)."""
+    state_dict = make_clip4clip_state_dict("seqTransf", temporal_layers=2, frame_positions=12, vocab=vocab_size, **SIZES)
+    state_dict["clip.input_resolution"] = torch.tensor(32)
+    path = tmp_path / "pytorch_model.bin.2"
+    torch.save({"module." + key: value for key, value in state_dict.items()}, path)
+    out = tmp_path / "out"
+    argv = [str(path), str(out), "--tokenizer", str(tokenizer_dir), *TINY_HEAD]
+    assert hub.convert_clip4clip_main(argv) == 0, capsys.readouterr().out
+    assert "OK: text max |diff|" in capsys.readouterr().out
+    assert json.loads((out / "config.json").read_text())["temporal_num_layers"] == 2
+    assert "clip.input_resolution" in (out / "README.md").read_text()  # dropped keys named without `module.`
+
+    ids, pixels, mask = fixed_clip_inputs(vocab_size)
+    _, text, video = text_and_video(out, ids, pixels, mask)
+    torch.testing.assert_close(text, reference_encode_text(state_dict, ids, layers=1, num_heads=1), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(video, expected_seq_transf_video(state_dict, pixels, mask), atol=1e-5, rtol=1e-5)
+
+
+def test_reference_forward_uses_clip4clip_temporal_layer_norm_eps(vocab_size):
+    """The check's own reference runs CLIP4Clip's temporal Transformer with LayerNorm eps 1e-12
+    (module_cross.py), the CLIP towers with 1e-5; at a tiny temporal variance the two differ."""
+    state_dict = with_tiny_temporal_variance(
+        make_clip4clip_state_dict("seqTransf", temporal_layers=2, frame_positions=12, vocab=vocab_size, **SIZES)
+    )
+    ids, pixels, mask = fixed_clip_inputs(vocab_size)
+    text, video = hub.clip4clip_reference_embeddings(state_dict, ids, pixels, mask, attention_head_dim=64)
+    torch.testing.assert_close(text, reference_encode_text(state_dict, ids, layers=1, num_heads=1), atol=1e-5, rtol=1e-5)
+    expected = expected_seq_transf_video(state_dict, pixels, mask)
+    torch.testing.assert_close(video, expected, atol=1e-5, rtol=1e-5)
+    # guards the guard: with the towers' eps in the temporal blocks the video embedding moves a lot
+    wrong_eps = expected_seq_transf_video(state_dict, pixels, mask, eps=CLIP_LAYER_NORM_EPS)
+    assert (wrong_eps - expected).abs().max() > 1e-2
+
+
 def test_mean_p_without_tokenizer_writes_model_and_card(tmp_path, vocab_size):
     path, state_dict = save_checkpoint(tmp_path, "meanP", vocab_size, **{"clip.input_resolution": torch.tensor(32)})
-    report = cli.convert_clip4clip_original(path, tmp_path / "out", config_overrides={"graph_hidden_size": 32})
+    report = hub.convert_clip4clip_original(path, tmp_path / "out", config_overrides={"graph_hidden_size": 32})
     assert report.temporal_head == "meanP" and set(report.dropped_keys) == {"clip.input_resolution"}
     assert not report.saved_processor and "tokenizer.json" not in report.files
     assert report.check.text_max_abs_diff <= 1e-5 and report.check.video_max_abs_diff <= 1e-5
@@ -95,7 +150,8 @@ def test_mean_p_without_tokenizer_writes_model_and_card(tmp_path, vocab_size):
 
 def test_built_in_check_catches_a_wrong_qkv_split(tmp_path, vocab_size, monkeypatch, capsys):
     path, _ = save_checkpoint(tmp_path, "meanP", vocab_size)
-    real = cli.convert_clip4clip_checkpoint
+    real = hub.convert_clip4clip_checkpoint
+    converters = importlib.import_module("modeling_finsta.hub.converters")  # where the converter looks it up
 
     def swapped_q_and_k(state_dict, **kwargs):
         converted = real(state_dict, **kwargs)
@@ -104,10 +160,10 @@ def test_built_in_check_catches_a_wrong_qkv_split(tmp_path, vocab_size, monkeypa
         sd[layer + "q_proj.weight"], sd[layer + "k_proj.weight"] = sd[layer + "k_proj.weight"], sd[layer + "q_proj.weight"]
         return converted
 
-    monkeypatch.setattr(cli, "convert_clip4clip_checkpoint", swapped_q_and_k)
+    monkeypatch.setattr(converters, "convert_clip4clip_checkpoint", swapped_q_and_k)
     with pytest.raises(ConversionVerificationError, match="video embeddings differ by up to"):
-        cli.convert_clip4clip_original(path, tmp_path / "out", config_overrides={"graph_hidden_size": 32})
-    assert cli.convert_clip4clip_main([str(path), str(tmp_path / "out2"), *TINY_HEAD]) == 2
+        hub.convert_clip4clip_original(path, tmp_path / "out", config_overrides={"graph_hidden_size": 32})
+    assert hub.convert_clip4clip_main([str(path), str(tmp_path / "out2"), *TINY_HEAD]) == 2
     assert "does not reproduce the source" in capsys.readouterr().out
 
 
@@ -123,7 +179,7 @@ def test_built_in_check_catches_a_wrong_qkv_split(tmp_path, vocab_size, monkeypa
 )
 def test_unsupported_or_unknown_keys_are_refused(tmp_path, vocab_size, capsys, extra, message):
     path, _ = save_checkpoint(tmp_path, "meanP", vocab_size, **extra)
-    assert cli.convert_clip4clip_main([str(path), str(tmp_path / "out")]) == 2
+    assert hub.convert_clip4clip_main([str(path), str(tmp_path / "out")]) == 2
     assert message in capsys.readouterr().out
     assert not (tmp_path / "out").exists()
 
@@ -131,12 +187,12 @@ def test_unsupported_or_unknown_keys_are_refused(tmp_path, vocab_size, capsys, e
 def test_wrong_files_and_mismatched_tokenizer_are_refused(tmp_path, vocab_size, tokenizer_dir, capsys):
     text_file = tmp_path / "notes.txt"
     text_file.write_text("not a checkpoint")
-    assert cli.convert_clip4clip_main([str(text_file), str(tmp_path / "out")]) == 2
+    assert hub.convert_clip4clip_main([str(text_file), str(tmp_path / "out")]) == 2
     assert "torch.load(weights_only=True)" in capsys.readouterr().out
-    assert cli.convert_clip4clip_main([str(tmp_path / "missing.bin"), str(tmp_path / "out")]) == 2
+    assert hub.convert_clip4clip_main([str(tmp_path / "missing.bin"), str(tmp_path / "out")]) == 2
     assert "not found" in capsys.readouterr().out
     path, _ = save_checkpoint(tmp_path, "meanP", vocab_size + 5)
-    assert cli.convert_clip4clip_main([str(path), str(tmp_path / "out"), "--tokenizer", str(tokenizer_dir)]) == 2
+    assert hub.convert_clip4clip_main([str(path), str(tmp_path / "out"), "--tokenizer", str(tokenizer_dir)]) == 2
     assert "does not fit the checkpoint" in capsys.readouterr().out
 
 
@@ -154,7 +210,7 @@ def test_clip_from_a_cached_hub_id_offline(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr("transformers.utils.hub.constants.HF_HUB_CACHE", str(tmp_path / "cache"), raising=False)
     out = tmp_path / "out"
     argv = ["org/tiny-clip", str(out), "--local-files-only", "--card-data", "finsta-clip4clip-vit-b-32-meanP", *TINY_HEAD]
-    assert cli.convert_clip_main(argv) == 0, capsys.readouterr().out
+    assert hub.convert_clip_main(argv) == 0, capsys.readouterr().out
     files = {p.name for p in out.iterdir()}
     assert PROCESSOR_FILES <= files
     processor_config = json.loads((out / "processor_config.json").read_text())
@@ -169,12 +225,12 @@ def test_clip_from_a_cached_hub_id_offline(tmp_path, monkeypatch, capsys):
 def test_clip_seq_transf_and_wrong_model_type(tmp_path, capsys):
     torch.manual_seed(0)
     CLIPModel(tiny_clip_config()).save_pretrained(tmp_path / "clip")
-    report = cli.convert_clip(str(tmp_path / "clip"), tmp_path / "out", temporal_head="seqTransf", temporal_num_layers=1,
+    report = hub.convert_clip(str(tmp_path / "clip"), tmp_path / "out", temporal_head="seqTransf", temporal_num_layers=1,
                               config_overrides={"graph_hidden_size": 32})  # fmt: skip
     assert report.check.video_level == "frames" and report.temporal_head == "seqTransf"
     assert json.loads((tmp_path / "out" / "config.json").read_text())["num_frame_positions"] == 32
     XCLIPModel(tiny_xclip_config()).save_pretrained(tmp_path / "xclip")
-    assert cli.convert_clip_main([str(tmp_path / "xclip"), str(tmp_path / "out2")]) == 2
+    assert hub.convert_clip_main([str(tmp_path / "xclip"), str(tmp_path / "out2")]) == 2
     assert "use finsta-convert-xclip" in capsys.readouterr().out
 
 
@@ -183,7 +239,7 @@ def test_xclip_converts_and_matches_the_source(tmp_path):
     source = XCLIPModel(tiny_xclip_config()).eval()
     source.save_pretrained(tmp_path / "xclip")
     tiny_clip_tokenizer().save_pretrained(tmp_path / "xclip")
-    assert cli.convert_xclip_main([str(tmp_path / "xclip"), str(tmp_path / "out"), *TINY_HEAD]) == 0
+    assert hub.convert_xclip_main([str(tmp_path / "xclip"), str(tmp_path / "out"), *TINY_HEAD]) == 0
     assert PROCESSOR_FILES <= {p.name for p in (tmp_path / "out").iterdir()}
     pixels = torch.randn(2, 4, 3, 32, 32, generator=torch.Generator().manual_seed(5))
     ids = torch.randint(0, 40, (2, 7), generator=torch.Generator().manual_seed(6))

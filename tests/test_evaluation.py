@@ -1,5 +1,6 @@
 """Evaluation: retrieval plumbing, text/video independence, hard-negative scoring, latent-DSG quality, finsta-eval."""
 
+import contextlib
 import json
 import os
 import shutil
@@ -25,13 +26,13 @@ from modeling_finsta.evaluation import (
     format_results_table,
     latent_dsg_quality,
     main,
+    retrieval_metrics,
     similarity_matrix,
 )
-from modeling_finsta.finsta_synth import FinstaSynthConfig, export_finsta_synth, generate_finsta_synth
 from modeling_finsta.latent_scene_graph import box_patch_weights
 from modeling_finsta.processing_finsta import FinstaProcessor
-from modeling_finsta.retrieval_metrics import retrieval_metrics
-from modeling_finsta.training_data import finsta_synth_examples, finsta_synth_tokenizer
+from modeling_finsta.synth import FinstaSynthConfig, export_finsta_synth, generate_finsta_synth
+from modeling_finsta.training import finsta_synth_examples, finsta_synth_tokenizer
 
 NUM_FRAMES = 8
 
@@ -283,7 +284,19 @@ class GoldSlots(nn.Module):
         return {"assignment": weights, "boxes": self.boxes, "node_mask": mask}
 
 
-def test_latent_dsg_quality_on_rendered_clips(model, synth, monkeypatch):
+@contextlib.contextmanager
+def latent_builder_replaced(model, builder):
+    """Swap the encoder's latent builder for the block, through nn.Module's own attribute handling
+    (pytest's monkeypatch restores attributes via the instance __dict__, where a child module is not)."""
+    original = model.graph_encoder.latent_builder
+    model.graph_encoder.latent_builder = builder
+    try:
+        yield
+    finally:
+        model.graph_encoder.latent_builder = original
+
+
+def test_latent_dsg_quality_on_rendered_clips(model, synth):
     examples = synth.examples[:4]
     visible = int(sum(s.visible.sum() for s in synth.dataset.test[:4]))
     real = latent_dsg_quality(model, examples)  # the model's own latent builder
@@ -292,11 +305,11 @@ def test_latent_dsg_quality_on_rendered_clips(model, synth, monkeypatch):
     assert parsed == real  # synth frames are not cropped: the gold boxes hold as they are
 
     gold = {k: torch.stack([e["video_scene_graph"][k] for e in examples]) for k in ("boxes", "node_mask")}
-    monkeypatch.setattr(model.graph_encoder, "latent_builder", GoldSlots(gold["boxes"], gold["node_mask"]))
-    perfect = latent_dsg_quality(model, examples)
+    with latent_builder_replaced(model, GoldSlots(gold["boxes"], gold["node_mask"])):
+        perfect = latent_dsg_quality(model, examples)
     assert perfect["centroid_in_box"] == 100.0 and perfect["track_consistency"] == 100.0
-    monkeypatch.setattr(model.graph_encoder, "latent_builder", GoldSlots(gold["boxes"], gold["node_mask"], rotate=True))
-    rotated = latent_dsg_quality(model, examples)
+    with latent_builder_replaced(model, GoldSlots(gold["boxes"], gold["node_mask"], rotate=True)):
+        rotated = latent_dsg_quality(model, examples)
     assert rotated["centroid_in_box"] == 100.0 and rotated["track_consistency"] == 0.0
 
     with pytest.raises(ValueError, match="keyframes but the video"):
@@ -345,7 +358,7 @@ def test_cli_end_to_end_on_an_exported_finsta_synth(exported, tmp_path):
 
     # The same numbers in process, from the same files, with the natively imported model.
     from modeling_finsta.evaluation import read_hard_negative_suites, read_text_scene_graphs
-    from modeling_finsta.retrieval_datasets import read_msrvtt
+    from modeling_finsta.readers import read_msrvtt
 
     split = read_msrvtt(exported.data, "test")
     graphs = read_text_scene_graphs(exported.data / "text_scene_graphs.jsonl")

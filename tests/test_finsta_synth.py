@@ -8,7 +8,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from modeling_finsta.finsta_synth import (
+from modeling_finsta.synth import (
     HARD_NEGATIVE_SUITES,
     PALETTE,
     FinstaSynthConfig,

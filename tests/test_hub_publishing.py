@@ -10,7 +10,7 @@ from huggingface_hub import ModelCard
 from tiny_models import tiny_clip_tokenizer, tiny_finsta_config
 
 from modeling_finsta import FinstaModel
-from modeling_finsta.hub_publishing import (
+from modeling_finsta.hub import (
     PublishError,
     load_card_data,
     publish_folder,

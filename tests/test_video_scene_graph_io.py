@@ -5,11 +5,11 @@ import pickle
 import numpy as np
 import pytest
 
+from modeling_finsta.readers import read_action_genome_annotations
 from modeling_finsta.scene_graphs import ParsedVideoSceneGraph, VideoKeyframe, VideoObject, VideoRelation
 from modeling_finsta.video_scene_graph_io import (
     VIDEO_SCENE_GRAPH_SCHEMA,
     VideoSceneGraphError,
-    read_action_genome_annotations,
     read_video_scene_graph,
     video_scene_graph_from_dict,
     video_scene_graph_to_dict,

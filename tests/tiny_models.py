@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from transformers import CLIPConfig, CLIPTokenizer, XCLIPConfig
+from transformers import CLIPConfig, XCLIPConfig
 
 from modeling_finsta import FinstaConfig
+from modeling_finsta.training import build_word_tokenizer, tiny_clip_config as build_tiny_clip_config
 
 WORDS = (
     "a the man woman dog cat ball red blue green yellow circle square triangle moves move left right "
@@ -17,8 +18,6 @@ TEXT_MAX_POSITIONS = 32
 
 def tiny_clip_tokenizer():
     """A real (fast) CLIPTokenizer whose BPE merges spell out WORDS as single tokens; letters otherwise."""
-    from modeling_finsta.training_data import build_word_tokenizer
-
     tokenizer = build_word_tokenizer(WORDS)
     assert len(tokenizer) <= TEXT_VOCAB_SIZE, len(tokenizer)
     return tokenizer
@@ -36,14 +35,13 @@ TINY_TEXT = dict(
 
 
 def tiny_clip_config(image_size: int = 32, patch_size: int = 8, projection_dim: int = 64) -> CLIPConfig:
-    return CLIPConfig(
-        text_config=dict(TINY_TEXT),
-        vision_config=dict(
-            **TINY_TOWER,
-            image_size=image_size, patch_size=patch_size,
-        ),
-        projection_dim=projection_dim,
-    )
+    """The package's tiny CLIP (`modeling_finsta.training.tiny_clip_config`) at the TINY_TOWER / TINY_TEXT sizes."""
+    return build_tiny_clip_config(
+        _TOKENIZER, vocab_size=TEXT_VOCAB_SIZE, max_length=TEXT_MAX_POSITIONS, image_size=image_size,
+        patch_size=patch_size, width=TINY_TOWER["hidden_size"], num_layers=TINY_TOWER["num_hidden_layers"],
+        num_heads=TINY_TOWER["num_attention_heads"],
+        intermediate_factor=TINY_TOWER["intermediate_size"] // TINY_TOWER["hidden_size"], projection_dim=projection_dim,
+    )  # fmt: skip
 
 
 def tiny_xclip_config(num_frames: int = 4) -> XCLIPConfig:

@@ -3,7 +3,7 @@
 Each reader returns a :class:`RetrievalSplit`: the split's videos (id and file path), its captions
 (text and the index of their video) and, when the dataset folder has a ``scene_graphs/`` folder,
 the path of each video's annotated scene graph (``scene_graphs/{video_id}.json``, see
-``video_scene_graph_io``). Only file names are read here; decoding media is left to the processor.
+``modeling_finsta.video_scene_graph_io``). Only file names are read here; decoding media is left to the processor.
 
 Layouts (``root`` is the dataset folder):
 

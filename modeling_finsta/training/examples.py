@@ -1,4 +1,4 @@
-"""Training data for Finsta: processed per-example tensors, hard-negative captions, a word tokenizer.
+"""Training data for Finsta: processed per-example tensors, hard-negative captions, the Finsta-Synth tokenizer.
 
 `encode_examples` runs `FinstaProcessor` over captions and decoded videos in chunks and splits the
 result into per-example dicts of unbatched tensors, which `FinstaExampleDataset` serves and
@@ -6,66 +6,20 @@ result into per-example dicts of unbatched tensors, which `FinstaExampleDataset`
 (``negative_input_ids``, ``negative_attention_mask``, ``negative_text_scene_graph``), which the
 contrastive losses use as an extra candidate for its video.
 
-`build_word_tokenizer` makes a real CLIP BPE tokenizer from a word list, so a model can be trained
-from scratch on a closed vocabulary (Finsta-Synth) without downloading anything.
+`finsta_synth_tokenizer` is the closed-vocabulary word tokenizer (``word_tokenizer.py``) of
+Finsta-Synth's grammar, so a model can be trained from scratch on it without downloading anything.
 """
 
 from __future__ import annotations
 
-import re
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import torch
 from torch.utils.data import Dataset
 
-from .scene_graph_batching import split_batch
-from .scene_graphs import ParsedTextSceneGraph, ParsedVideoSceneGraph
-
-_WORD = re.compile(r"[a-z]+|[0-9]|[^\sa-z0-9]")
-
-
-def caption_words(captions: Iterable[str]) -> list[str]:
-    """Distinct lower-case words and punctuation marks of the captions, in first-seen order."""
-    seen: dict[str, None] = {}
-    for caption in captions:
-        for word in _WORD.findall(caption.lower()):
-            seen.setdefault(word, None)
-    return list(seen)
-
-
-def build_word_tokenizer(words: Iterable[str]):
-    """A CLIP BPE tokenizer whose merges spell each given word as one token (letters otherwise).
-
-    Offsets work (it is the fast tokenizer), so TSG nodes align with tokens exactly as with a real
-    CLIP vocabulary; only the vocabulary is small.
-    """
-    from transformers import CLIPTokenizer
-
-    vocab: dict[str, int] = {}
-
-    def add(token: str) -> None:
-        vocab.setdefault(token, len(vocab))
-
-    for character in "abcdefghijklmnopqrstuvwxyz0123456789.,'!?;:-":
-        add(character)
-        add(character + "</w>")
-    merges: list[tuple[str, str]] = []
-    known_merges: set[tuple[str, str]] = set()
-    for word in words:
-        word = word.lower()
-        if len(word) < 2:
-            continue
-        pieces = list(word[:-1]) + [word[-1] + "</w>"]
-        current = pieces[0]
-        for piece in pieces[1:]:
-            if (current, piece) not in known_merges:
-                known_merges.add((current, piece))
-                merges.append((current, piece))
-            current = current + piece
-            add(current)
-    add("<|startoftext|>")
-    add("<|endoftext|>")
-    return CLIPTokenizer(vocab=vocab, merges=merges, unk_token="<|endoftext|>", pad_token="<|endoftext|>")
+from ..scene_graph_batching import split_batch
+from ..scene_graphs import ParsedTextSceneGraph, ParsedVideoSceneGraph
+from .word_tokenizer import build_word_tokenizer
 
 
 def encode_examples(
@@ -136,7 +90,7 @@ class FinstaExampleDataset(Dataset):
 
 def finsta_synth_tokenizer(config=None):
     """A word tokenizer covering every caption Finsta-Synth's grammar can produce for ``config``."""
-    from .finsta_synth import DIRECTIONS, FinstaSynthConfig
+    from ..synth import DIRECTIONS, FinstaSynthConfig
 
     config = config or FinstaSynthConfig()
     grammar = "the moves towards away from passes appears disappears stays still while then ,".split()
@@ -178,7 +132,7 @@ def finsta_synth_hard_negatives(samples, config, suites: Sequence[str] = ("tempo
     """One hard negative per sample where possible, drawn from ``suites`` (round-robin by index)."""
     import random
 
-    from .finsta_synth import build_hard_negatives
+    from ..synth import build_hard_negatives
 
     by_suite = build_hard_negatives(samples, config)
     options: dict[int, list] = {}
@@ -187,3 +141,12 @@ def finsta_synth_hard_negatives(samples, config, suites: Sequence[str] = ("tempo
             options.setdefault(negative.video_index, []).append(negative)
     rng = random.Random(seed)
     return {index: rng.choice(candidates) for index, candidates in options.items()}
+
+
+__all__ = [
+    "FinstaExampleDataset",
+    "encode_examples",
+    "finsta_synth_examples",
+    "finsta_synth_hard_negatives",
+    "finsta_synth_tokenizer",
+]

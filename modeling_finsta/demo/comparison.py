@@ -1,35 +1,33 @@
-"""The embedded default: Finsta vs plain CLIP4Clip on Finsta-Synth, trained and measured side by side.
+"""Finsta vs plain CLIP4Clip on Finsta-Synth, trained and measured side by side (``finsta-demo``).
 
-``finsta-demo`` (CPU, no downloads) generates Finsta-Synth, trains with the same budget a plain
-CLIP4Clip meanP, a plain CLIP4Clip seqTransf, Finsta with the annotated (gold) DSG and Finsta with the
-latent DSG built from the host's own patch tokens, evaluates retrieval and the hard-negative suites
-in both inference modes, prints one comparison table, writes ``results.json`` and keeps the latent
-Finsta checkpoint (loadable with ``AutoModel.from_pretrained(folder, trust_remote_code=True)``).
-
-``finsta-demo --ablations`` instead trains the annotated Finsta model once with everything on and
-once with each ablatable component switched off, and prints the drops beside the paper's.
+`run_demo` generates Finsta-Synth (`prepare_data`), trains every model of `model_variants` with the
+same budget (`train_variant`), evaluates retrieval and the hard-negative suites in both inference
+modes (`evaluate_variant`), prints one comparison table (`format_table`), writes ``results.json`` and
+keeps the latent Finsta checkpoint. `run_ablations` trains the annotated Finsta model once with
+everything on and once with each ablatable component switched off, and prints the drops beside the
+paper's (`PAPER_ABLATION_DROPS`). The command line is in ``cli.py``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import torch
 
-from .configuration_finsta import ABLATION_SWITCHES, FinstaConfig
-from .modeling_finsta import FinstaModel
-from .processing_finsta import FinstaProcessor
-from .training_data import (
+from ..configuration_finsta import ABLATION_SWITCHES, FinstaConfig
+from ..modeling_finsta import FinstaModel
+from ..processing_finsta import FinstaProcessor
+from ..training import (
     FinstaExampleDataset,
     finsta_synth_examples,
     finsta_synth_hard_negatives,
     finsta_synth_tokenizer,
+    tiny_clip_config,
 )
 
 RESULT_METRICS = ("t2v_R@1", "t2v_R@5", "v2t_R@1", "temporal_acc", "binding_acc", "role_acc", "static_acc")
@@ -59,21 +57,6 @@ PLAIN_HOST = dict(
 )
 
 
-def tiny_backbone_config(tokenizer, max_length: int, image_size: int, patch_size: int = 4, width: int = 64):
-    """A small CLIP trained from pixels; 4-pixel patches keep each Finsta-Synth object on 2x2 patches."""
-    from transformers import CLIPConfig
-
-    tower = dict(hidden_size=width, intermediate_size=2 * width, num_hidden_layers=2, num_attention_heads=4)
-    return CLIPConfig(
-        text_config=dict(
-            tower, vocab_size=len(tokenizer), max_position_embeddings=max_length,
-            bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-        ),
-        vision_config=dict(tower, image_size=image_size, patch_size=patch_size),
-        projection_dim=width,
-    )  # fmt: skip
-
-
 def finsta_head_settings(width: int = 64) -> dict[str, Any]:
     return dict(
         graph_hidden_size=width, graph_num_heads=4, text_graph_num_layers=2, video_graph_num_layers=2,
@@ -93,7 +76,7 @@ def model_variants() -> dict[str, tuple[dict[str, Any], bool]]:
 
 def prepare_data(num_train: int, num_test: int, seed: int, image_size: int = 32, num_frames: int = 8):
     """Finsta-Synth, its tokenizer/processor and processed train/test examples (with hard negatives)."""
-    from .finsta_synth import FinstaSynthConfig, generate_finsta_synth
+    from ..synth import FinstaSynthConfig, generate_finsta_synth
 
     synth_config = FinstaSynthConfig(
         seed=seed, num_train=num_train, num_test=num_test, image_size=image_size, num_frames=num_frames
@@ -130,11 +113,14 @@ def train_variant(
     learning_rate: float,
     seed: int,
 ) -> FinstaModel:
-    from .training import TrainingRecipe, TrainingSettings, train
+    from ..training import TrainingRecipe, TrainingSettings, train
 
     torch.manual_seed(seed)
     config = FinstaConfig(
-        backbone_config=tiny_backbone_config(processor.tokenizer, max_length, processor.video_preprocessor.crop_size[0]),
+        # a small CLIP trained from pixels; 4-pixel patches keep each Finsta-Synth object on 2x2 patches
+        backbone_config=tiny_clip_config(
+            processor.tokenizer, max_length=max_length, image_size=processor.video_preprocessor.crop_size[0]
+        ),
         **{**finsta_head_settings(), **overrides},
     )
     model = FinstaModel(config)
@@ -152,7 +138,7 @@ def train_variant(
 
 
 def evaluate_variant(name: str, model, processor, dataset, annotated: bool) -> dict[str, Any]:
-    from .evaluation import evaluate_finsta_synth
+    from ..evaluation import evaluate_finsta_synth
 
     plain = model.config.inference_mode == "distilled" and not model.config.use_osc
     return evaluate_finsta_synth(
@@ -261,39 +247,19 @@ def run_ablations(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
-def parse_arguments(argv: Optional[list[str]] = None) -> argparse.Namespace:
-    """Command-line options, with the budget (steps, clips) filled in from the demo or benchmark preset."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--output-dir", default="finsta-demo-output")
-    parser.add_argument(
-        "--benchmark", action="store_true",
-        help=f"the longer benchmark budget ({BENCHMARK['steps']} steps per model, about 25 CPU minutes on 2 cores "
-        f"instead of about 8); explicit --steps / --num-train still win",
-    )  # fmt: skip
-    parser.add_argument("--num-train", type=int, default=None, help=f"training clips (default {DEMO['num_train']})")
-    parser.add_argument("--num-test", type=int, default=200)
-    parser.add_argument(
-        "--steps", type=int, default=None,
-        help=f"training steps per model, the same budget for all (default {DEMO['steps']}, {BENCHMARK['steps']} with --benchmark)",
-    )  # fmt: skip
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--learning-rate", type=float, default=3e-3)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--only", default=None, help="comma-separated subset of the models")
-    parser.add_argument("--ablations", action="store_true", help="run the ablation table instead of the comparison")
-    args = parser.parse_args(argv)
-    for key, value in (BENCHMARK if args.benchmark else DEMO).items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
-    return args
-
-
-def main(argv: Optional[list[str]] = None) -> None:
-    args = parse_arguments(argv)
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
-    run_ablations(args) if args.ablations else run_demo(args)
-
-
-if __name__ == "__main__":
-    main()
+__all__ = [
+    "BENCHMARK",
+    "DEMO",
+    "PAPER_ABLATION_DROPS",
+    "PLAIN_HOST",
+    "RESULT_METRICS",
+    "evaluate_variant",
+    "finsta_head_settings",
+    "format_table",
+    "model_variants",
+    "prepare_data",
+    "run_ablations",
+    "run_demo",
+    "summarise",
+    "train_variant",
+]

@@ -1,7 +1,7 @@
 """Pure state-dict conversions from original CLIP / CLIP4Clip checkpoints to transformers layouts.
 
 Everything here works on plain ``dict[str, torch.Tensor]`` objects and never builds a model, so the
-functions can be tested in isolation and reused by the command-line converters.
+functions can be tested in isolation and reused by the converters (``hub/converters.py``).
 
 Sources handled:
 
@@ -13,8 +13,9 @@ Targets:
 
 * the transformers ``CLIPModel`` state dict (no prefix; the caller adds ``backbone.``);
 * the Finsta seqTransf temporal head: ``frame_position_embeddings.weight`` and
-  ``temporal_encoder.layers.{i}.*`` (a transformers ``CLIPEncoder``; the caller adds
-  ``host_adapter.``).
+  ``temporal_encoder.layers.{i}.*`` (``self_attn.{q,k,v,out}_proj``, ``layer_norm1``, ``mlp.fc1``,
+  ``mlp.fc2``, ``layer_norm2``: the parameter names of a transformers ``CLIPEncoder``; the caller
+  adds ``host_adapter.``).
 
 Key accounting is exact: every source key is either converted or listed in ``dropped_keys`` with the
 reason; anything else (an unknown key, a missing key, an unsupported CLIP4Clip variant) raises
@@ -441,7 +442,7 @@ def convert_clip4clip_temporal_head(
     """Convert CLIP4Clip's seqTransf header into Finsta's temporal head layout.
 
     ``frame_position_embeddings.weight`` is kept; ``transformerClip.resblocks.{i}.*`` becomes
-    ``temporal_encoder.layers.{i}.*`` (a transformers ``CLIPEncoder``). Returns
+    ``temporal_encoder.layers.{i}.*`` (``CLIPEncoder`` parameter names). Returns
     ``(temporal_state_dict, num_layers, num_frame_positions)``. The blocks must be as wide as the
     frame position table with a ``4 * width`` MLP, as CLIP4Clip builds them.
     """
@@ -603,3 +604,29 @@ def load_original_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]
             f"dict instead); {expected}"
         )
     return dict(loaded)
+
+
+__all__ = [
+    "CLIP4CLIP_CLIP_PREFIX",
+    "CLIP4CLIP_FRAME_POSITION_KEY",
+    "CLIP4CLIP_TEMPORAL_BLOCKS_PREFIX",
+    "MAX_LISTED_KEYS",
+    "OPENAI_METADATA_BUFFERS",
+    "RESIDUAL_BLOCK_SOURCE_KEYS",
+    "TEMPORAL_FRAME_POSITION_KEY",
+    "TEMPORAL_LAYERS_PREFIX",
+    "CheckpointConversionError",
+    "ConvertedClip4Clip",
+    "check_state_dict_keys",
+    "convert_clip4clip_checkpoint",
+    "convert_clip4clip_temporal_head",
+    "convert_openai_clip_state_dict",
+    "convert_residual_block",
+    "count_residual_blocks",
+    "detect_clip4clip_temporal_head",
+    "format_key_list",
+    "infer_openai_clip_config",
+    "load_original_checkpoint",
+    "split_fused_qkv",
+    "strip_data_parallel_prefix",
+]
