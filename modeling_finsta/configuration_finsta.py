@@ -45,7 +45,9 @@ class FinstaConfig(PreTrainedConfig):
         graph_dropout (`float`, defaults to 0.0).
         num_latent_slots (`int`, defaults to 6): object slots per frame of the latent DSG.
         latent_slot_iterations (`int`, defaults to 3): clustering iterations per frame.
-        latent_slot_temperature (`float`, defaults to 0.1): softness of the patch-to-slot assignment.
+        latent_slot_temperature (`float`, defaults to 0.0): softness of the patch-to-slot assignment; 0 gives
+            hard (Lloyd) k-means, whose slots do not amplify tiny numerical differences (checkpoints saved
+            with a positive value keep soft k-means).
         latent_position_weight (`float`, defaults to 0.5): weight of patch coordinates in the
             clustering features; keeps slots spatially compact so they land on objects.
         num_video_relation_types (`int`, defaults to 16): relation ids a DSG may carry (0 = none).
@@ -87,7 +89,7 @@ class FinstaConfig(PreTrainedConfig):
         graph_dropout: float = 0.0,
         num_latent_slots: int = 6,
         latent_slot_iterations: int = 3,
-        latent_slot_temperature: float = 0.1,
+        latent_slot_temperature: float = 0.0,
         latent_position_weight: float = 0.5,
         num_video_relation_types: int = 16,
         cross_modal_top_k: int = 2,
@@ -110,6 +112,7 @@ class FinstaConfig(PreTrainedConfig):
         initializer_range: float = 0.02,
         **kwargs,
     ):
+        _refuse_read_only_and_misspelt_keys(kwargs)
         self.backbone_config = _build_backbone_config(backbone_config)
         self.temporal_head = temporal_head
         self.temporal_num_layers = temporal_num_layers
@@ -148,12 +151,43 @@ class FinstaConfig(PreTrainedConfig):
 
     @property
     def backbone_type(self) -> str:
+        """The host's ``model_type`` (read-only: it follows ``backbone_config``)."""
         return self.backbone_config.model_type
 
     @property
     def projection_dim(self) -> int:
-        """Size of the host's joint text-video embedding space."""
+        """Size of the host's joint text-video embedding space (read-only: set ``backbone_config.projection_dim``)."""
         return self.backbone_config.projection_dim
+
+    @property
+    def text_config(self) -> PreTrainedConfig:
+        """The host's text-tower config (read-only view of ``backbone_config.text_config``)."""
+        return self.backbone_config.text_config
+
+    @property
+    def vision_config(self) -> PreTrainedConfig:
+        """The host's vision-tower config (read-only view of ``backbone_config.vision_config``)."""
+        return self.backbone_config.vision_config
+
+    def get_text_config(self, *args, **kwargs) -> PreTrainedConfig:
+        """The host's text config (the tokenizer, special tokens and embeddings all belong to the host)."""
+        return self.backbone_config.get_text_config(*args, **kwargs)
+
+    @classmethod
+    def get_config_dict(cls, pretrained_model_name_or_path, **kwargs) -> tuple[dict[str, Any], dict[str, Any]]:
+        """A plain host checkpoint's config (e.g. ``openai/clip-vit-base-patch32``) becomes the
+        ``backbone_config`` of a default Finsta config, so ``FinstaModel.from_pretrained(<clip folder>)``
+        works without ``config=``: the backbone loads its weights and only the Finsta head is initialised."""
+        config_dict, kwargs = super().get_config_dict(pretrained_model_name_or_path, **kwargs)
+        model_type = config_dict.get("model_type")
+        if model_type is not None and model_type != cls.model_type:
+            if model_type not in SUPPORTED_BACKBONES:
+                raise ValueError(
+                    f"{pretrained_model_name_or_path}: config.json has model_type {model_type!r}; a Finsta model "
+                    f"wraps one of {SUPPORTED_BACKBONES} (or loads a saved 'finsta' folder)"
+                )
+            config_dict = {"model_type": cls.model_type, "backbone_config": config_dict}
+        return config_dict, kwargs
 
     def _validate(self) -> None:
         def fail(field: str, expected: str) -> None:
@@ -193,10 +227,10 @@ class FinstaConfig(PreTrainedConfig):
                 "FinstaConfig.temporal_head='seqTransf' needs backbone_config.projection_dim to be a multiple of 64 "
                 f"(heads = width // 64, as in CLIP4Clip), got {self.projection_dim}"
             )
-        for field in ("latent_slot_temperature", "cross_modal_temperature"):
-            if not getattr(self, field) > 0:
-                fail(field, "a positive number")
+        if not self.cross_modal_temperature > 0:
+            fail("cross_modal_temperature", "a positive number")
         for field in (
+            "latent_slot_temperature",
             "graph_dropout",
             "latent_position_weight",
             "fusion_weight",
@@ -215,6 +249,34 @@ class FinstaConfig(PreTrainedConfig):
         for field in ABLATION_SWITCHES:
             if not isinstance(getattr(self, field), bool):
                 fail(field, "a bool")
+
+
+READ_ONLY_FIELDS = ("projection_dim", "backbone_type", "text_config", "vision_config")
+
+
+def _refuse_read_only_and_misspelt_keys(kwargs: dict[str, Any]) -> None:
+    """Clear errors for derived fields and for near-misses of Finsta's own arguments.
+
+    Other extra keys pass through to `PreTrainedConfig` as transformers configs do (``bos_token_id``,
+    ``tie_word_embeddings``, keys written by other versions, ...).
+    """
+    import difflib
+    import inspect
+
+    for key in kwargs:
+        if key in READ_ONLY_FIELDS:
+            raise ValueError(
+                f"FinstaConfig.{key} is read-only: it is derived from backbone_config "
+                f"(set backbone_config.{'model_type' if key == 'backbone_type' else key} instead)"
+            )
+    own = [name for name in inspect.signature(FinstaConfig.__init__).parameters if name not in ("self", "kwargs")]
+    base = set(PreTrainedConfig().to_dict()) | {"name_or_path", "attn_implementation", "torch_dtype"}
+    for key in kwargs:
+        if key in base or key.startswith("_"):
+            continue
+        close = difflib.get_close_matches(key, own, n=1, cutoff=0.85)
+        if close:
+            raise ValueError(f"FinstaConfig got an unknown argument {key!r}; did you mean {close[0]!r}?")
 
 
 def _build_backbone_config(value: Optional[Union[PreTrainedConfig, dict[str, Any]]]) -> PreTrainedConfig:

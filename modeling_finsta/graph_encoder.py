@@ -31,6 +31,9 @@ from .graph_layers import (
 from .latent_scene_graph import LatentSceneGraphBuilder, box_patch_weights, pool_by_weights
 from .scene_graphs import TEXT_EDGE_TYPES, TEXT_NODE_TYPES, TextSceneGraphBatch, VideoSceneGraphBatch
 
+INITIAL_LOGIT_SCALE = math.log(1 / 0.07)
+"""Initial log inverse temperature of the graph, OSC and PTC contrasts (CLIP's initial temperature, 0.07)."""
+
 NUM_GEOMETRIC_RELATIONS = 6  # none/self, overlapping, left of, right of, above, below
 NUM_TIME_FREQUENCIES = 4
 
@@ -173,8 +176,6 @@ class FinstaGraphEncoder(nn.Module):
         self.config = config
         hidden = config.graph_hidden_size
         heads = config.graph_num_heads
-        intermediate = config.graph_intermediate_size
-        dropout = config.graph_dropout
         embed_dim = config.projection_dim
 
         # Node features from host states.
@@ -190,25 +191,18 @@ class FinstaGraphEncoder(nn.Module):
         # GTrm over the TSG: per-head biases for the edge type i->j and for the reverse edge j->i.
         self.text_edge_bias = nn.Embedding(len(TEXT_EDGE_TYPES) + 1, heads)
         self.text_reverse_edge_bias = nn.Embedding(len(TEXT_EDGE_TYPES) + 1, heads)
-        self.text_layers = nn.ModuleList(
-            GraphTransformerLayer(hidden, heads, intermediate, dropout) for _ in range(config.text_graph_num_layers)
-        )
+        self.text_layers = nn.ModuleList(GraphTransformerLayer(config) for _ in range(config.text_graph_num_layers))
 
         # R-GTrm (+ STGD-GTrm between R-GTrm layers) over the DSG.
         self.video_relation_bias = nn.Embedding(config.num_video_relation_types + 1, heads)
         self.video_geometric_bias = nn.Embedding(NUM_GEOMETRIC_RELATIONS, heads)
         self.video_layers = nn.ModuleList(
-            RecurrentGraphTransformerLayer(
-                hidden, heads, intermediate, dropout, use_temporal_coreference=config.use_temporal_coreference_edges
-            )
-            for _ in range(config.video_graph_num_layers)
+            RecurrentGraphTransformerLayer(config) for _ in range(config.video_graph_num_layers)
         )
         num_stgd = config.video_graph_num_layers - 1 if config.use_stgd else 0
         if config.use_stgd and config.video_graph_num_layers == 1:
             num_stgd = 1  # with a single R-GTrm layer, STGD follows it
-        self.stgd_layers = nn.ModuleList(
-            SpatioTemporalGaussianDifferentialLayer(hidden, heads, intermediate, dropout) for _ in range(num_stgd)
-        )
+        self.stgd_layers = nn.ModuleList(SpatioTemporalGaussianDifferentialLayer(config) for _ in range(num_stgd))
         self.latent_builder = LatentSceneGraphBuilder(
             config.num_latent_slots,
             config.latent_slot_iterations,
@@ -225,10 +219,9 @@ class FinstaGraphEncoder(nn.Module):
         self.osc_video_head = nn.Linear(hidden, hidden)
         self.ptc_text_head = nn.Linear(hidden, hidden)
         self.ptc_video_head = nn.Linear(hidden, hidden)
-        init_scale = math.log(1 / 0.07)
-        self.graph_logit_scale = nn.Parameter(torch.tensor(init_scale))
-        self.osc_logit_scale = nn.Parameter(torch.tensor(init_scale))
-        self.ptc_logit_scale = nn.Parameter(torch.tensor(init_scale))
+        self.graph_logit_scale = nn.Parameter(torch.tensor(INITIAL_LOGIT_SCALE))
+        self.osc_logit_scale = nn.Parameter(torch.tensor(INITIAL_LOGIT_SCALE))
+        self.ptc_logit_scale = nn.Parameter(torch.tensor(INITIAL_LOGIT_SCALE))
 
     # ----------------------------------------------------------------------------------- text side
     def encode_text_graph(self, token_states: torch.Tensor, graph: TextSceneGraphBatch) -> TextGraphEncoding:
@@ -346,6 +339,23 @@ class FinstaGraphEncoder(nn.Module):
         return VideoGraphEncoding(hidden, node_mask, track_states, track_mask, graph_embeds, boxes, adjacency)
 
     # ------------------------------------------------------------------------------ holistic graph
+    @staticmethod
+    def track_features(inputs: VideoGraphInputs) -> torch.Tensor:
+        """Each track's pooled patch feature, averaged over the frames where it is visible: ``[B, S, Dv]``."""
+        presence = inputs.node_mask.unsqueeze(-1).to(inputs.node_features.dtype)
+        return (inputs.node_features * presence).sum(1) / presence.sum(1).clamp(min=1)
+
+    @staticmethod
+    def track_regions(encoding: VideoGraphEncoding) -> torch.Tensor:
+        """2-hop neighbourhood region of every track, averaged over the frames where it is visible: ``[B, S, H]``."""
+        adjacency = encoding.frame_adjacency.to(encoding.node_states.dtype)
+        eye = torch.eye(adjacency.shape[-1], dtype=adjacency.dtype, device=adjacency.device)
+        two_hop = eye + adjacency + adjacency @ adjacency
+        two_hop = two_hop / two_hop.sum(-1, keepdim=True).clamp(min=1e-6)
+        regions = two_hop @ encoding.node_states  # [B, T, S, H]
+        presence = encoding.node_mask.unsqueeze(-1).to(regions.dtype)
+        return (regions * presence).sum(1) / presence.sum(1).clamp(min=1)
+
     def cross_modal_edges(
         self,
         text_joint: torch.Tensor,

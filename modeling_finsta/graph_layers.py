@@ -15,6 +15,11 @@ import torch.nn.functional as F
 from torch import nn
 from transformers.modeling_layers import GradientCheckpointingLayer
 
+from .attention import BiasedSelfAttention
+
+INITIAL_LOG_SIGMA = math.log(0.1)
+"""STGD's Gaussian width starts at 0.1 of the image size."""
+
 
 def box_geometry(boxes: torch.Tensor) -> torch.Tensor:
     """Normalised ``(x1, y1, x2, y2)`` boxes -> ``(centre x, centre y, width, height)``."""
@@ -47,35 +52,6 @@ def allowed_to_bias(allowed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill(~allowed, float("-inf"))
 
 
-class GraphAttention(nn.Module):
-    """Multi-head attention whose pattern and edge-type preferences come in as an additive bias."""
-
-    def __init__(self, hidden_size: int, num_heads: int, dropout: float = 0.0):
-        super().__init__()
-        self.num_heads = num_heads
-        self.head_dim = hidden_size // num_heads
-        self.dropout = dropout
-        self.q_proj = nn.Linear(hidden_size, hidden_size)
-        self.k_proj = nn.Linear(hidden_size, hidden_size)
-        self.v_proj = nn.Linear(hidden_size, hidden_size)
-        self.out_proj = nn.Linear(hidden_size, hidden_size)
-
-    def forward(self, hidden_states: torch.Tensor, attention_bias: torch.Tensor) -> torch.Tensor:
-        batch, nodes, _ = hidden_states.shape
-        shape = (batch, nodes, self.num_heads, self.head_dim)
-        query = self.q_proj(hidden_states).view(shape).transpose(1, 2)
-        key = self.k_proj(hidden_states).view(shape).transpose(1, 2)
-        value = self.v_proj(hidden_states).view(shape).transpose(1, 2)
-        attended = F.scaled_dot_product_attention(
-            query,
-            key,
-            value,
-            attn_mask=attention_bias.to(query.dtype),
-            dropout_p=self.dropout if self.training else 0.0,
-        )
-        return self.out_proj(attended.transpose(1, 2).reshape(batch, nodes, -1))
-
-
 class GraphFeedForward(nn.Module):
     def __init__(self, hidden_size: int, intermediate_size: int, dropout: float = 0.0):
         super().__init__()
@@ -87,25 +63,32 @@ class GraphFeedForward(nn.Module):
         return self.dropout(self.fc2(F.gelu(self.fc1(hidden_states))))
 
 
-class GraphTransformerLayer(GradientCheckpointingLayer):
-    """GTrm layer: pre-norm edge-aware attention (bias per edge type and head) plus FFN.
+class GraphTransformerBlock(nn.Module):
+    """Pre-norm edge-aware attention (a bias per edge type and head) plus FFN; padded nodes are zeroed.
 
     [ours] Edge-aware attention in the style of Dwivedi & Bresson (2020): a node attends to its
-    neighbours and itself; the edge types enter as learned per-head additive biases.
+    neighbours and itself; the edge types enter as learned per-head additive biases. A plain module:
+    `GraphTransformerLayer` checkpoints it as a whole layer, and R-GTrm uses it as its spatial step
+    inside its own checkpoint (no checkpoint nested in another).
     """
 
-    def __init__(self, hidden_size: int, num_heads: int, intermediate_size: int, dropout: float = 0.0):
+    def __init__(self, config):
         super().__init__()
-        self.attention_norm = nn.LayerNorm(hidden_size)
-        self.attention = GraphAttention(hidden_size, num_heads, dropout)
-        self.feed_forward_norm = nn.LayerNorm(hidden_size)
-        self.feed_forward = GraphFeedForward(hidden_size, intermediate_size, dropout)
+        hidden, dropout = config.graph_hidden_size, config.graph_dropout
+        self.attention_norm = nn.LayerNorm(hidden)
+        self.attention = BiasedSelfAttention(config, hidden, config.graph_num_heads, dropout)
+        self.feed_forward_norm = nn.LayerNorm(hidden)
+        self.feed_forward = GraphFeedForward(hidden, config.graph_intermediate_size, dropout)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, hidden_states: torch.Tensor, attention_bias: torch.Tensor, node_mask: torch.Tensor) -> torch.Tensor:
         hidden_states = hidden_states + self.dropout(self.attention(self.attention_norm(hidden_states), attention_bias))
         hidden_states = hidden_states + self.feed_forward(self.feed_forward_norm(hidden_states))
         return hidden_states * node_mask.unsqueeze(-1).to(hidden_states.dtype)
+
+
+class GraphTransformerLayer(GradientCheckpointingLayer, GraphTransformerBlock):
+    """GTrm layer over the TSG: a `GraphTransformerBlock` (same parameters) checkpointed as a layer."""
 
 
 class RecurrentGraphTransformerLayer(GradientCheckpointingLayer):
@@ -119,18 +102,12 @@ class RecurrentGraphTransformerLayer(GradientCheckpointingLayer):
     a frame carries its track state forward unchanged.
     """
 
-    def __init__(
-        self,
-        hidden_size: int,
-        num_heads: int,
-        intermediate_size: int,
-        dropout: float = 0.0,
-        use_temporal_coreference: bool = True,
-    ):
+    def __init__(self, config):
         super().__init__()
-        self.spatial = GraphTransformerLayer(hidden_size, num_heads, intermediate_size, dropout)
-        self.use_temporal_coreference = use_temporal_coreference
-        if use_temporal_coreference:
+        hidden_size = config.graph_hidden_size
+        self.spatial = GraphTransformerBlock(config)
+        self.use_temporal_coreference = config.use_temporal_coreference_edges
+        if self.use_temporal_coreference:
             self.temporal_norm = nn.LayerNorm(hidden_size)
             self.temporal_gate = nn.GRUCell(hidden_size, hidden_size)
 
@@ -165,13 +142,15 @@ class SpatioTemporalGaussianDifferentialLayer(GradientCheckpointingLayer):
     attention so moving neighbours attract it.
     """
 
-    def __init__(self, hidden_size: int, num_heads: int, intermediate_size: int, dropout: float = 0.0):
+    def __init__(self, config):
         super().__init__()
+        hidden_size, num_heads, dropout = config.graph_hidden_size, config.graph_num_heads, config.graph_dropout
+        intermediate_size = config.graph_intermediate_size
         self.num_heads = num_heads
-        self.log_sigma = nn.Parameter(torch.tensor(math.log(0.1)))
+        self.log_sigma = nn.Parameter(torch.tensor(INITIAL_LOG_SIGMA))
         self.motion_attention_scale = nn.Parameter(torch.ones(num_heads))
         self.input_norm = nn.LayerNorm(hidden_size)
-        self.attention = GraphAttention(hidden_size, num_heads, dropout)
+        self.attention = BiasedSelfAttention(config, hidden_size, num_heads, dropout)
         self.differential_proj = nn.Linear(2 * hidden_size, hidden_size)
         self.motion_proj = nn.Linear(4, hidden_size)
         self.gate = nn.Linear(3 * hidden_size + 1, hidden_size)

@@ -110,11 +110,20 @@ class LatentSceneGraphBuilder(torch.nn.Module):
         return features[rows.unsqueeze(1), torch.stack(chosen, dim=1)]
 
     def assign(self, features: torch.Tensor, centres: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Soft k-means from ``centres [B, S, D]`` on ``features [B, N, D]``; returns (assignment [B,S,N], centres)."""
+        """k-means from ``centres [B, S, D]`` on ``features [B, N, D]``; returns (assignment [B,S,N], centres).
+
+        ``temperature == 0``: hard (Lloyd) assignments, each patch to its nearest centre. The slots are
+        then piecewise constant in the patch tokens, so tiny numerical differences (attention kernels,
+        batch size, 1e-6 input noise) leave the graph unchanged instead of being amplified frame after
+        frame, as soft assignments with a sharp temperature do. ``temperature > 0``: soft k-means.
+        """
         assignment = None
         for _ in range(self.iterations):
             distances = torch.cdist(features, centres) ** 2  # [B, N, S]
-            assignment = torch.softmax(-distances / self.temperature, dim=-1).transpose(1, 2)
+            if self.temperature == 0:
+                assignment = F.one_hot(distances.argmin(dim=-1), centres.shape[1]).to(features.dtype).transpose(1, 2)
+            else:
+                assignment = torch.softmax(-distances / self.temperature, dim=-1).transpose(1, 2)
             mass = assignment.sum(-1, keepdim=True)
             updated = assignment @ features / mass.clamp(min=1e-6)
             centres = torch.where(mass > 1e-3, updated, centres)

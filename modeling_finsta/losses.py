@@ -28,17 +28,40 @@ def gather_with_grad(tensor: torch.Tensor) -> tuple[torch.Tensor, int]:
     return gathered, dist.get_rank() * tensor.shape[0]
 
 
+def cosine_logits(queries: torch.Tensor, keys: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
+    """``logit_scale * cos(query_i, key_j)``: ``[Q, D] x [K, D] -> [Q, K]``.
+
+    The one logits helper behind every contrastive term (host, fused, graph, OSC, PTC, distillation).
+    """
+    return logit_scale * F.normalize(queries, dim=-1) @ F.normalize(keys, dim=-1).t()
+
+
+def paired_cosine_logits(queries: torch.Tensor, candidates: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
+    """Each query against its own candidates only: ``[B, D] x [B, K, D] -> [B, K]``."""
+    return logit_scale * torch.einsum("bd,bkd->bk", F.normalize(queries, dim=-1), F.normalize(candidates, dim=-1))
+
+
+def _per_video(negatives: torch.Tensor, mask: Optional[torch.Tensor]) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+    """Hard negatives as ``[B, K, D]`` with mask ``[B, K]`` (one caption per video ``[B, D]`` / ``[B]`` is K = 1)."""
+    if negatives.dim() == 2:
+        negatives = negatives.unsqueeze(1)
+        mask = None if mask is None else mask.reshape(-1, 1)
+    return negatives, mask
+
+
 def hard_negative_logits(
     video_embeds: torch.Tensor, negative_text_embeds: torch.Tensor, logit_scale: torch.Tensor, negative_mask=None
 ) -> torch.Tensor:
-    """Each video's scaled cosine with its own hard-negative caption ``[B, 1]`` (normalised video in).
+    """Each video's scaled cosine with its own hard-negative captions: ``[B, K]``.
 
-    Videos without one (``negative_mask`` false) get -1e4: no probability after a softmax, and finite,
-    so that KL terms over masked candidates are 0 rather than NaN.
+    ``negative_text_embeds`` is ``[B, K, D]`` (K candidates per video, e.g. multiple-choice answers) or
+    ``[B, D]`` (one each). Missing candidates (``negative_mask`` false) get -1e4: no probability
+    after a softmax, and finite, so that KL terms over masked candidates are 0 rather than NaN.
     """
-    extra = logit_scale * (video_embeds * F.normalize(negative_text_embeds, dim=-1)).sum(-1, keepdim=True)
-    if negative_mask is not None:
-        extra = extra.masked_fill(~negative_mask.bool().view(-1, 1), -1e4)
+    negatives, mask = _per_video(negative_text_embeds, negative_mask)
+    extra = paired_cosine_logits(video_embeds, negatives, logit_scale)
+    if mask is not None:
+        extra = extra.masked_fill(~mask.bool(), -1e4)
     return extra
 
 
@@ -49,21 +72,19 @@ def contrastive_loss(
     negative_text_embeds: Optional[torch.Tensor] = None,
     negative_mask: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
-    """Symmetric InfoNCE between L2-normalised text and video embeddings, gathered across processes.
+    """Symmetric InfoNCE between text and video embeddings, gathered across processes.
 
     Each local caption is scored against every video of the global batch (and vice versa); the
     positive is its own video. Averaged over ranks by DDP, this equals the single-process loss on
-    the global batch. ``negative_text_embeds [B, D]`` are hard-negative captions (e.g. the caption of
-    the time-reversed clip): each is one extra candidate for its own video only, where
-    ``negative_mask`` is true.
+    the global batch. ``negative_text_embeds`` (``[B, D]`` or ``[B, K, D]``) are hard-negative
+    captions (e.g. the caption of the time-reversed clip): extra candidates for their own video
+    only, where ``negative_mask`` is true.
     """
-    text_embeds = F.normalize(text_embeds, dim=-1)
-    video_embeds = F.normalize(video_embeds, dim=-1)
     all_text, offset = gather_with_grad(text_embeds)
     all_video, _ = gather_with_grad(video_embeds)
     labels = torch.arange(text_embeds.shape[0], device=text_embeds.device) + offset
-    logits_per_text = logit_scale * text_embeds @ all_video.t()
-    logits_per_video = logit_scale * video_embeds @ all_text.t()
+    logits_per_text = cosine_logits(text_embeds, all_video, logit_scale)
+    logits_per_video = cosine_logits(video_embeds, all_text, logit_scale)
     if negative_text_embeds is not None:
         extra = hard_negative_logits(video_embeds, negative_text_embeds, logit_scale, negative_mask)
         logits_per_video = torch.cat([logits_per_video, extra], dim=1)
@@ -95,15 +116,15 @@ def object_spatial_contrastive_loss(
 ) -> torch.Tensor:
     """OSC: each TSG object (with its attributes) against every DSG track region in the batch.
 
-    anchors ``[A, H]``: object-node states (pooled with their attribute neighbours), L2-normalised.
+    anchors ``[A, H]``: object-node states (pooled with their attribute neighbours).
     anchor_batch_index ``[A]``: which caption (and so which paired video) each anchor comes from.
     anchor_targets ``[A, S]``: cross-modal coreference weights over the paired video's tracks.
-    regions ``[B, S, H]``: 2-hop neighbourhood regions of every track, L2-normalised.
+    regions ``[B, S, H]``: 2-hop neighbourhood regions of every track.
     Positives are the coreferent tracks of the paired video (soft), negatives are its other tracks
     and all tracks of the other videos.
     """
     batch, slots, _ = regions.shape
-    logits = logit_scale * anchors @ regions.reshape(batch * slots, -1).t()  # [A, B*S]
+    logits = cosine_logits(anchors, regions.reshape(batch * slots, -1), logit_scale)  # [A, B*S]
     targets = torch.zeros_like(logits, dtype=torch.float32)
     columns = anchor_batch_index.unsqueeze(1) * slots + torch.arange(slots, device=logits.device)
     targets.scatter_(1, columns, anchor_targets.float())
@@ -127,15 +148,15 @@ def predicate_temporal_contrastive_loss(
     anchors ``[A, H]``; positives ``[A, H]``: the subject/object tracks of the paired video, encoded
     in true frame order; order_negatives ``[A, K, H]``: the same tracks encoded from the same video
     with frames reversed / shuffled (what teaches temporal order); video_summaries ``[B, H]``: a
-    temporal summary of every video, those of the other videos are negatives. All L2-normalised.
+    temporal summary of every video, those of the other videos are negatives. Cosines throughout
+    (`cosine_logits`), so no input needs to be normalised.
     """
-    positive_logits = (anchors * positives).sum(-1, keepdim=True)
-    order_logits = torch.einsum("ah,akh->ak", anchors, order_negatives)
-    other_logits = anchors @ video_summaries.t()
-    logits = logit_scale * torch.cat([positive_logits, order_logits, other_logits], dim=-1)
+    own_logits = paired_cosine_logits(anchors, torch.cat([positives.unsqueeze(1), order_negatives], dim=1), logit_scale)
+    other_logits = cosine_logits(anchors, video_summaries, logit_scale)
+    logits = torch.cat([own_logits, other_logits], dim=-1)
     # Mask after scaling: -inf times the scale's gradient would give NaN.
     own = F.one_hot(anchor_batch_index, video_summaries.shape[0]).bool()
-    own = F.pad(own, (1 + order_logits.shape[1], 0))
+    own = F.pad(own, (own_logits.shape[1], 0))
     logits = logits.masked_fill(own, float("-inf"))
     labels = torch.zeros(anchors.shape[0], dtype=torch.long, device=anchors.device)
     return F.cross_entropy(logits.float(), labels)
@@ -151,16 +172,15 @@ def clip_order_contrastive_loss(
     are the main contrastive loss's business; this term only asks "which frame order does the
     caption describe", so that order reaches the embedding retrieval ranks by, not only PTC's heads.
     """
-    candidates = F.normalize(torch.cat([video_embeds.unsqueeze(1), order_negatives], dim=1), dim=-1)
-    logits = logit_scale * torch.einsum("bd,bkd->bk", F.normalize(text_embeds, dim=-1), candidates)
+    logits = paired_cosine_logits(text_embeds, torch.cat([video_embeds.unsqueeze(1), order_negatives], dim=1), logit_scale)
     labels = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
     return F.cross_entropy(logits.float(), labels)
 
 
 def _retrieval_logits(text, video, logit_scale, negative_text=None, negative_mask=None):
-    """Scaled cosine logits per caption ``[B, B]`` and per video ``[B, B (+1 hard-negative caption)]``."""
-    text, video = F.normalize(text.float(), dim=-1), F.normalize(video.float(), dim=-1)
-    per_text = logit_scale * text @ video.t()
+    """Scaled cosine logits per caption ``[B, B]`` and per video ``[B, B (+K hard-negative captions)]``."""
+    text, video = text.float(), video.float()
+    per_text = cosine_logits(text, video, logit_scale)
     per_video = per_text.t()
     if negative_text is not None:
         extra = hard_negative_logits(video, negative_text.float(), logit_scale, negative_mask)

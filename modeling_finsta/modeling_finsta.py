@@ -4,28 +4,39 @@ The host (``self.backbone``, built with ``AutoModel.from_config``) keeps its wei
 and objective. ``self.host_adapter`` exposes its token and patch states; ``self.graph_encoder``
 holds every new parameter. ``base_model_prefix = "backbone"`` lets ``FinstaModel.from_pretrained``
 load a plain CLIP or X-CLIP checkpoint and initialise only the Finsta head.
+
+A forward pass reads as: encode (host towers, then the scene graphs when needed), fuse (in
+``inference_mode="fused"``), score, and, with ``return_loss``, the named objectives: the host's own,
+the graph embeddings', distillation into the host, OSC and PTC (see ``losses.py``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from transformers import AutoModel, PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_outputs import BaseModelOutputWithPooling
-from transformers.utils import ModelOutput
+from transformers.utils import ModelOutput, can_return_tuple
 
-from .backbone_adapters import HostVideoOutput, build_backbone_adapter
+from .backbone_adapters import HostTextOutput, HostVideoOutput, build_backbone_adapter
 from .configuration_finsta import FinstaConfig
-from .graph_encoder import FinstaGraphEncoder, TextGraphEncoding, VideoGraphEncoding, VideoGraphInputs, gather_frames
-from .graph_layers import SpatioTemporalGaussianDifferentialLayer
+from .graph_encoder import (
+    INITIAL_LOGIT_SCALE,
+    FinstaGraphEncoder,
+    TextGraphEncoding,
+    VideoGraphEncoding,
+    VideoGraphInputs,
+    gather_frames,
+)
+from .graph_layers import INITIAL_LOG_SIGMA, SpatioTemporalGaussianDifferentialLayer
 from .losses import (
     clip_order_contrastive_loss,
     contrastive_loss,
+    cosine_logits,
     distillation_loss,
     neighbourhood_mean,
     object_spatial_contrastive_loss,
@@ -35,6 +46,16 @@ from .losses import (
     similarity_distillation_loss,
 )
 from .scene_graphs import TEXT_EDGE_TYPES, TEXT_NODE_TYPES, TextSceneGraphBatch, VideoSceneGraphBatch
+
+LOSS_COMPONENTS = (
+    "contrastive_loss",
+    "fused_contrastive_loss",
+    "graph_contrastive_loss",
+    "osc_loss",
+    "ptc_loss",
+    "distillation_loss",
+)
+"""Loss components of `FinstaOutput`; each is weighted by ``config.<name>_weight`` in ``loss``."""
 
 
 @dataclass
@@ -51,6 +72,9 @@ class FinstaOutput(ModelOutput):
             host's own objective on its own embeddings; `fused_contrastive_loss` the same on the fused ones.
         video_graph_boxes / video_graph_node_mask: the DSG used (latent slots or annotations),
             `[B, T, S, 4]` normalised xyxy and `[B, T, S]`.
+        text_model_output / vision_model_output: the host towers' own outputs (`hidden_states` and
+            `attentions` with `output_hidden_states` / `output_attentions`; the vision tower's cover the
+            `B * T` frames).
     """
 
     loss: Optional[torch.FloatTensor] = None
@@ -70,6 +94,69 @@ class FinstaOutput(ModelOutput):
     distillation_loss: Optional[torch.FloatTensor] = None
     video_graph_boxes: Optional[torch.FloatTensor] = None
     video_graph_node_mask: Optional[torch.BoolTensor] = None
+    text_model_output: Optional[BaseModelOutputWithPooling] = None
+    vision_model_output: Optional[BaseModelOutputWithPooling] = None
+
+    def to_tuple(self) -> tuple[Any, ...]:
+        return tuple(
+            self[key].to_tuple() if key in ("text_model_output", "vision_model_output") else self[key] for key in self.keys()
+        )
+
+
+@dataclass
+class HardNegativeCaptions:
+    """Hard-negative captions, ``K`` per video, encoded once per forward for the losses.
+
+    host_embeds / embeds: ``[B, K, E]`` host and inference-mode (fused or host) embeddings;
+    graph: their TSG encoding over ``B * K`` captions (None without TSGs); mask ``[B, K]``: which exist.
+    """
+
+    host_embeds: torch.Tensor
+    embeds: torch.Tensor
+    graph: Optional[TextGraphEncoding]
+    mask: torch.Tensor
+
+    def graph_embeds(self) -> Optional[tuple[torch.Tensor, torch.Tensor]]:
+        """TSG embeddings ``[B, K, E]`` and the mask of negatives that have a graph, or None."""
+        if self.graph is None:
+            return None
+        shape = self.mask.shape
+        return self.graph.graph_embeds.view(*shape, -1), self.mask & self.graph.has_graph.view(shape)
+
+
+@dataclass
+class FinstaEncodings:
+    """Everything one forward pass computed for a batch of (caption, video) pairs."""
+
+    host_text: HostTextOutput
+    host_video: HostVideoOutput
+    video_mask: torch.Tensor
+    text_graph: Optional[TextGraphEncoding]
+    video_inputs: Optional[VideoGraphInputs]
+    video_graph: Optional[VideoGraphEncoding]
+    text_embeds: torch.Tensor  # inference-mode embeddings
+    video_embeds: torch.Tensor
+    text_scene_graph: Optional[TextSceneGraphBatch]
+
+    @property
+    def fused(self) -> bool:
+        """Whether the inference-mode embeddings differ from the host's (fused mode with a graph)."""
+        return self.text_embeds is not self.host_text.text_embeds or self.video_embeds is not self.host_video.video_embeds
+
+
+def check_finite(name: str, value: Optional[torch.Tensor]) -> None:
+    """Raise a ValueError naming ``name`` and the batch items when ``value`` holds NaN or Inf."""
+    if value is None or not value.is_floating_point():
+        return
+    finite = torch.isfinite(value)
+    if bool(finite.all()):
+        return
+    bad = (~finite).flatten(1).any(-1).nonzero().flatten().tolist() if value.dim() > 1 else []
+    raise ValueError(
+        f"{name} contains NaN or Inf values (batch items {bad[:10]}); check the decoded frames and the preprocessing"
+        if bad
+        else f"{name} contains NaN or Inf values"
+    )
 
 
 class FinstaPreTrainedModel(PreTrainedModel):
@@ -80,33 +167,28 @@ class FinstaPreTrainedModel(PreTrainedModel):
     input_modalities = ("video", "text")
     supports_gradient_checkpointing = True
     _supports_sdpa = True
+    _supports_flash_attn = False  # the graph layers need an additive attention bias
+    _supports_flex_attn = False
     _no_split_modules = [
         "GraphTransformerLayer",
         "RecurrentGraphTransformerLayer",
         "SpatioTemporalGaussianDifferentialLayer",
+        "TemporalTransformerLayer",
     ]
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
-        std = self.config.initializer_range
-        if isinstance(module, nn.Linear):
-            init.normal_(module.weight, mean=0.0, std=std)
-            if module.bias is not None:
-                init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
-            init.normal_(module.weight, mean=0.0, std=std)
-        elif isinstance(module, nn.LayerNorm):
-            init.ones_(module.weight)
-            init.zeros_(module.bias)
-        elif isinstance(module, nn.GRUCell):
+        """transformers' defaults for Linear / Embedding / LayerNorm; Finsta's own parameters here."""
+        super()._init_weights(module)
+        if isinstance(module, nn.GRUCell):
             bound = module.hidden_size**-0.5
             for parameter in module.parameters():
                 init.uniform_(parameter, -bound, bound)
-        if isinstance(module, FinstaGraphEncoder):
+        elif isinstance(module, FinstaGraphEncoder):
             for scale in (module.graph_logit_scale, module.osc_logit_scale, module.ptc_logit_scale):
-                init.constant_(scale, 2.6592)  # log(1 / 0.07), CLIP's initial temperature
+                init.constant_(scale, INITIAL_LOGIT_SCALE)
         elif isinstance(module, SpatioTemporalGaussianDifferentialLayer):
-            init.constant_(module.log_sigma, -2.3026)  # sigma = 0.1 of the image size
+            init.constant_(module.log_sigma, INITIAL_LOG_SIGMA)
             init.ones_(module.motion_attention_scale)
 
 
@@ -124,44 +206,72 @@ class FinstaModel(FinstaPreTrainedModel):
         )
         self.post_init()
 
+    def get_input_embeddings(self) -> nn.Module:
+        return self.backbone.text_model.embeddings.token_embedding
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.backbone.text_model.embeddings.token_embedding = value
+
     # ------------------------------------------------------------------------------ public API
+    @can_return_tuple
     def get_text_features(
         self,
         input_ids: torch.Tensor,
         attention_mask: Optional[torch.Tensor] = None,
         text_scene_graph: Optional[Union[TextSceneGraphBatch, dict]] = None,
+        output_hidden_states: Optional[bool] = None,
+        output_attentions: Optional[bool] = None,
         **kwargs,
     ) -> BaseModelOutputWithPooling:
-        """Text embeddings of the configured inference mode in `.pooler_output`; never depend on a video."""
-        host = self.host_adapter.encode_text(self.backbone, input_ids, attention_mask)
-        graph = TextSceneGraphBatch.from_value(text_scene_graph)
-        text_encoding = None
-        if self.config.inference_mode == "fused" and graph is not None:
-            text_encoding = self.graph_encoder.encode_text_graph(host.token_states, graph)
-        embeds = self._output_embeds(host.text_embeds, text_encoding)
-        return BaseModelOutputWithPooling(last_hidden_state=host.token_states, pooler_output=embeds)
+        """Text embeddings of the configured inference mode in `.pooler_output`; never depend on a video.
 
+        ``hidden_states`` / ``attentions`` are the host text tower's (with ``output_hidden_states`` /
+        ``output_attentions``).
+        """
+        host = self.host_adapter.encode_text(
+            self.backbone, input_ids, attention_mask, **self._tower_kwargs(output_hidden_states, output_attentions, kwargs)
+        )
+        text_encoding = None
+        if self.config.inference_mode == "fused":
+            text_encoding = self._encode_text_graph(host, input_ids, attention_mask, text_scene_graph)
+        embeds = self._output_embeds(host.text_embeds, text_encoding)
+        tower = host.tower_output
+        return BaseModelOutputWithPooling(
+            last_hidden_state=host.token_states, pooler_output=embeds, hidden_states=tower.hidden_states, attentions=tower.attentions
+        )
+
+    @can_return_tuple
     def get_video_features(
         self,
         pixel_values: torch.Tensor,
         video_mask: Optional[torch.Tensor] = None,
         video_scene_graph: Optional[Union[VideoSceneGraphBatch, dict]] = None,
+        output_hidden_states: Optional[bool] = None,
+        output_attentions: Optional[bool] = None,
         **kwargs,
     ) -> BaseModelOutputWithPooling:
         """Video embeddings of the configured inference mode in `.pooler_output`; never depend on a text.
 
         In fused mode the DSG is the annotated one when given, else the latent one built from the
         host's own patch tokens. In distilled mode this is exactly the host's computation.
+        ``last_hidden_state`` holds the vision tower's final token states per frame ``[B, T, 1 + N, D]``
+        (class token first); ``hidden_states`` / ``attentions`` are the tower's over the ``B * T`` frames.
         """
-        host = self.host_adapter.encode_video(self.backbone, pixel_values, video_mask)
+        check_finite("pixel_values", pixel_values)
+        host = self.host_adapter.encode_video(
+            self.backbone, pixel_values, video_mask, **self._tower_kwargs(output_hidden_states, output_attentions, kwargs)
+        )
         video_encoding = None
         if self.config.inference_mode == "fused":
-            graph = VideoSceneGraphBatch.from_value(video_scene_graph)
-            inputs, _ = self.graph_encoder.build_video_graph(host.patch_tokens, host.grid_size, video_mask, graph)
-            video_encoding = self.graph_encoder.encode_video_graph(inputs)
+            video_encoding = self._encode_video_graph(host, video_mask, VideoSceneGraphBatch.from_value(video_scene_graph))[1]
         embeds = self._output_embeds(host.video_embeds, video_encoding)
-        return BaseModelOutputWithPooling(last_hidden_state=host.frame_embeds, pooler_output=embeds)
+        tower = host.tower_output
+        frame_tokens = tower.last_hidden_state.view(*pixel_values.shape[:2], *tower.last_hidden_state.shape[1:])
+        return BaseModelOutputWithPooling(
+            last_hidden_state=frame_tokens, pooler_output=embeds, hidden_states=tower.hidden_states, attentions=tower.attentions
+        )
 
+    @can_return_tuple
     def forward(
         self,
         input_ids: Optional[torch.LongTensor] = None,
@@ -175,6 +285,8 @@ class FinstaModel(FinstaPreTrainedModel):
         negative_attention_mask: Optional[torch.Tensor] = None,
         negative_text_scene_graph: Optional[Union[TextSceneGraphBatch, dict]] = None,
         negative_mask: Optional[torch.Tensor] = None,
+        output_hidden_states: Optional[bool] = None,
+        output_attentions: Optional[bool] = None,
         **kwargs,
     ) -> FinstaOutput:
         r"""
@@ -184,87 +296,126 @@ class FinstaModel(FinstaPreTrainedModel):
             text_scene_graph: padded TSG tensors (`TextSceneGraphBatch` or its dict), optional.
             video_scene_graph: padded annotated DSG tensors, optional; without it the latent DSG is used.
             return_loss: compute the losses; defaults to `self.training`.
-            negative_input_ids, negative_attention_mask, negative_text_scene_graph: one hard-negative
-                caption per video (e.g. the caption of the reversed clip), used only by the losses as
-                an extra candidate for its own video; `negative_mask [B]` marks which videos have one.
+            negative_input_ids, negative_attention_mask, negative_text_scene_graph: hard-negative captions,
+                used only by the losses as extra candidates for their own video: one per video (`[B, L]`)
+                or K per video (`[B, K, L]`, e.g. multiple-choice answers); `negative_mask` (`[B]` or
+                `[B, K]`) marks which exist.
+            output_hidden_states, output_attentions: passed to the host towers (`text_model_output`,
+                `vision_model_output`).
+            return_dict: `False` returns a tuple (transformers' convention).
         """
         if input_ids is None or pixel_values is None:
             raise ValueError("FinstaModel.forward needs both input_ids and pixel_values")
+        check_finite("pixel_values", pixel_values)
         if return_loss is None:
             return_loss = self.training
-        text_graph = TextSceneGraphBatch.from_value(text_scene_graph)
-        video_graph = VideoSceneGraphBatch.from_value(video_scene_graph)
         if video_mask is None:
             video_mask = torch.ones(pixel_values.shape[:2], dtype=torch.long, device=pixel_values.device)
-
-        host_text = self.host_adapter.encode_text(self.backbone, input_ids, attention_mask)
-        host_video = self.host_adapter.encode_video(self.backbone, pixel_values, video_mask)
-
-        needs_graph = self.config.inference_mode == "fused" or (return_loss and self._graph_losses_active())
-        text_encoding: Optional[TextGraphEncoding] = None
-        video_encoding: Optional[VideoGraphEncoding] = None
-        video_inputs: Optional[VideoGraphInputs] = None
-        if needs_graph:
-            if text_graph is not None:
-                text_encoding = self.graph_encoder.encode_text_graph(host_text.token_states, text_graph)
-            video_inputs, _ = self.graph_encoder.build_video_graph(
-                host_video.patch_tokens, host_video.grid_size, video_mask, video_graph
-            )
-            video_encoding = self.graph_encoder.encode_video_graph(video_inputs)
-
-        text_embeds = self._output_embeds(host_text.text_embeds, text_encoding)
-        video_embeds = self._output_embeds(host_video.video_embeds, video_encoding)
+        tower_kwargs = self._tower_kwargs(output_hidden_states, output_attentions, kwargs)
+        encoded = self._encode(
+            input_ids, attention_mask, pixel_values, video_mask,
+            TextSceneGraphBatch.from_value(text_scene_graph), VideoSceneGraphBatch.from_value(video_scene_graph),
+            with_graphs=self.config.inference_mode == "fused" or (return_loss and self._graph_losses_active()),
+            tower_kwargs=tower_kwargs,
+        )  # fmt: skip
         logit_scale = self.backbone.logit_scale.exp().clamp(max=100)
-        logits_per_text = logit_scale * F.normalize(text_embeds, dim=-1) @ F.normalize(video_embeds, dim=-1).t()
+        logits_per_text = cosine_logits(encoded.text_embeds, encoded.video_embeds, logit_scale)
 
-        losses: dict[str, Optional[torch.Tensor]] = {}
+        losses: dict[str, Optional[torch.Tensor]] = dict.fromkeys(LOSS_COMPONENTS)
         total = None
         if return_loss:
             negatives = None
             if negative_input_ids is not None:
-                negative_host = self.host_adapter.encode_text(self.backbone, negative_input_ids, negative_attention_mask)
-                negative_graph = TextSceneGraphBatch.from_value(negative_text_scene_graph)
-                negative_encoding = None
-                if needs_graph and negative_graph is not None:
-                    negative_encoding = self.graph_encoder.encode_text_graph(negative_host.token_states, negative_graph)
-                if negative_mask is None:
-                    negative_mask = torch.ones(negative_input_ids.shape[0], dtype=torch.bool, device=negative_input_ids.device)
-                negatives = (
-                    negative_host.text_embeds,
-                    self._output_embeds(negative_host.text_embeds, negative_encoding),
-                    negative_encoding,
-                    negative_mask.bool(),
-                )
-            losses = self._losses(
-                text_embeds, video_embeds, logit_scale, host_text, host_video, text_graph, text_encoding,
-                video_inputs, video_encoding, video_mask, negatives,
-            )
-            weights = {
-                "contrastive_loss": self.config.contrastive_loss_weight,
-                "fused_contrastive_loss": self.config.fused_contrastive_loss_weight,
-                "graph_contrastive_loss": self.config.graph_contrastive_loss_weight,
-                "osc_loss": self.config.osc_loss_weight,
-                "ptc_loss": self.config.ptc_loss_weight,
-                "distillation_loss": self.config.distillation_loss_weight,
-            }
-            total = sum(weights[name] * value for name, value in losses.items() if value is not None)
+                negatives = self._encode_negatives(
+                    negative_input_ids, negative_attention_mask, negative_text_scene_graph, negative_mask,
+                    with_graphs=encoded.text_graph is not None,
+                )  # fmt: skip
+            losses.update(self._losses(encoded, negatives, logit_scale))
+            total = sum(getattr(self.config, f"{name}_weight") * value for name, value in losses.items() if value is not None)
+            check_finite("the loss", total)
 
+        text_graph, video_graph = encoded.text_graph, encoded.video_graph
         return FinstaOutput(
             loss=total,
             logits_per_text=logits_per_text,
             logits_per_video=logits_per_text.t(),
-            text_embeds=text_embeds,
-            video_embeds=video_embeds,
-            host_text_embeds=host_text.text_embeds,
-            host_video_embeds=host_video.video_embeds,
-            text_graph_embeds=None if text_encoding is None else text_encoding.graph_embeds,
-            video_graph_embeds=None if video_encoding is None else video_encoding.graph_embeds,
-            video_graph_boxes=None if video_encoding is None else video_encoding.boxes,
-            video_graph_node_mask=None if video_encoding is None else video_encoding.node_mask,
+            text_embeds=encoded.text_embeds,
+            video_embeds=encoded.video_embeds,
+            host_text_embeds=encoded.host_text.text_embeds,
+            host_video_embeds=encoded.host_video.video_embeds,
+            text_graph_embeds=None if text_graph is None else text_graph.graph_embeds,
+            video_graph_embeds=None if video_graph is None else video_graph.graph_embeds,
+            video_graph_boxes=None if video_graph is None else video_graph.boxes,
+            video_graph_node_mask=None if video_graph is None else video_graph.node_mask,
+            text_model_output=encoded.host_text.tower_output,
+            vision_model_output=encoded.host_video.tower_output,
             **losses,
         )
 
-    # ------------------------------------------------------------------------------- internals
+    # -------------------------------------------------------------------------------- encoding
+    def _tower_kwargs(self, output_hidden_states, output_attentions, extra: dict) -> dict[str, Any]:
+        """What reaches the host towers (argument, else the config's value); anything unknown is refused by name."""
+        extra = {k: v for k, v in extra.items() if k not in ("num_items_in_batch",) and v is not None}
+        if extra:
+            raise TypeError(f"FinstaModel got unexpected keyword arguments {sorted(extra)}")
+        return {
+            "output_hidden_states": self.config.output_hidden_states if output_hidden_states is None else output_hidden_states,
+            "output_attentions": self.config.output_attentions if output_attentions is None else output_attentions,
+        }
+
+    def _encode_text_graph(
+        self, host: HostTextOutput, input_ids, attention_mask, text_scene_graph
+    ) -> Optional[TextGraphEncoding]:
+        graph = TextSceneGraphBatch.from_value(text_scene_graph)
+        if graph is None:
+            return None
+        return self.graph_encoder.encode_text_graph(host.token_states, graph)
+
+    def _encode_video_graph(
+        self, host: HostVideoOutput, video_mask, video_graph: Optional[VideoSceneGraphBatch]
+    ) -> tuple[VideoGraphInputs, VideoGraphEncoding]:
+        inputs, _ = self.graph_encoder.build_video_graph(host.patch_tokens, host.grid_size, video_mask, video_graph)
+        return inputs, self.graph_encoder.encode_video_graph(inputs)
+
+    def _encode(
+        self, input_ids, attention_mask, pixel_values, video_mask, text_graph, video_graph, *, with_graphs: bool, tower_kwargs
+    ) -> FinstaEncodings:
+        host_text = self.host_adapter.encode_text(self.backbone, input_ids, attention_mask, **tower_kwargs)
+        host_video = self.host_adapter.encode_video(self.backbone, pixel_values, video_mask, **tower_kwargs)
+        text_encoding = video_inputs = video_encoding = None
+        if with_graphs:
+            text_encoding = self._encode_text_graph(host_text, input_ids, attention_mask, text_graph)
+            video_inputs, video_encoding = self._encode_video_graph(host_video, video_mask, video_graph)
+        return FinstaEncodings(
+            host_text=host_text,
+            host_video=host_video,
+            video_mask=video_mask,
+            text_graph=text_encoding,
+            video_inputs=video_inputs,
+            video_graph=video_encoding,
+            text_embeds=self._output_embeds(host_text.text_embeds, text_encoding),
+            video_embeds=self._output_embeds(host_video.video_embeds, video_encoding),
+            text_scene_graph=text_graph,
+        )
+
+    def _encode_negatives(self, input_ids, attention_mask, text_scene_graph, mask, *, with_graphs: bool) -> HardNegativeCaptions:
+        """Encode ``[B, L]`` (one per video) or ``[B, K, L]`` hard-negative captions as ``[B, K, ...]``."""
+        per_video = input_ids.shape[:-1] if input_ids.dim() == 3 else (input_ids.shape[0], 1)
+        flat = lambda value: None if value is None else value.reshape(-1, *value.shape[len(per_video) if input_ids.dim() == 3 else 1 :])  # noqa: E731
+        host = self.host_adapter.encode_text(self.backbone, flat(input_ids), flat(attention_mask))
+        graph = None
+        if with_graphs and text_scene_graph is not None:
+            tensors = text_scene_graph.to_dict() if isinstance(text_scene_graph, TextSceneGraphBatch) else text_scene_graph
+            graph = self._encode_text_graph(host, None, None, {k: flat(v) for k, v in tensors.items()})
+        if mask is None:
+            mask = torch.ones(per_video, dtype=torch.bool, device=input_ids.device)
+        return HardNegativeCaptions(
+            host_embeds=host.text_embeds.view(*per_video, -1),
+            embeds=self._output_embeds(host.text_embeds, graph).view(*per_video, -1),
+            graph=graph,
+            mask=mask.bool().view(per_video),
+        )
+
     def _graph_losses_active(self) -> bool:
         config = self.config
         return (
@@ -285,185 +436,172 @@ class FinstaModel(FinstaPreTrainedModel):
     def _fuse(
         self, host_embeds: torch.Tensor, encoding: Optional[Union[TextGraphEncoding, VideoGraphEncoding]]
     ) -> torch.Tensor:
-        fused = F.normalize(host_embeds, dim=-1)
-        if encoding is not None:
-            graph = encoding.graph_embeds
-            if isinstance(encoding, TextGraphEncoding):  # captions without nodes stay host-only
-                graph = graph * encoding.has_graph.unsqueeze(-1).to(graph.dtype)
-            fused = fused + self.config.fusion_weight * graph.to(fused.dtype)
-        return F.normalize(fused, dim=-1)
+        if encoding is None:
+            return host_embeds
+        graph = encoding.graph_embeds
+        if isinstance(encoding, TextGraphEncoding):  # captions without nodes stay host-only
+            graph = graph * encoding.has_graph.unsqueeze(-1).to(graph.dtype)
+        fused = nn.functional.normalize(host_embeds, dim=-1) + self.config.fusion_weight * graph.to(host_embeds.dtype)
+        return nn.functional.normalize(fused, dim=-1)
 
+    # ---------------------------------------------------------------------------------- losses
     def _losses(
-        self,
-        text_embeds,
-        video_embeds,
-        logit_scale,
-        host_text,
-        host_video: HostVideoOutput,
-        text_graph: Optional[TextSceneGraphBatch],
-        text_encoding: Optional[TextGraphEncoding],
-        video_inputs: Optional[VideoGraphInputs],
-        video_encoding: Optional[VideoGraphEncoding],
-        video_mask: torch.Tensor,
-        negatives: Optional[tuple[torch.Tensor, torch.Tensor, Optional[TextGraphEncoding], torch.Tensor]] = None,
+        self, encoded: FinstaEncodings, negatives: Optional[HardNegativeCaptions], logit_scale: torch.Tensor
     ) -> dict[str, Optional[torch.Tensor]]:
+        """The named objectives; graph terms only when both graphs were encoded."""
+        losses = self._host_objective(encoded, negatives, logit_scale)
+        if encoded.text_graph is None or encoded.video_graph is None:
+            return losses
+        losses["graph_contrastive_loss"] = self._graph_objective(encoded, negatives)
+        losses["distillation_loss"] = self._distillation(encoded, negatives, logit_scale)
         config = self.config
-        encoder = self.graph_encoder
-        negative_host_embeds, negative_embeds, negative_encoding, negative_mask = (
-            negatives if negatives is not None else (None, None, None, None)
-        )
-        # The host keeps its own objective on its own embeddings (so the distilled host stays a
-        # retrieval model); the fused embeddings, when they differ from the host's, get the same loss.
-        fused = config.inference_mode == "fused" and (text_encoding is not None or video_encoding is not None)
-        losses: dict[str, Optional[torch.Tensor]] = {
-            "contrastive_loss": contrastive_loss(
-                host_text.text_embeds, host_video.video_embeds, logit_scale, negative_host_embeds, negative_mask
-            ),
-            "fused_contrastive_loss": None,
-            "graph_contrastive_loss": None,
-            "osc_loss": None,
-            "ptc_loss": None,
-            "distillation_loss": None,
-        }
-        if fused and config.fused_contrastive_loss_weight > 0:
-            losses["fused_contrastive_loss"] = contrastive_loss(
-                text_embeds, video_embeds, logit_scale, negative_embeds, negative_mask
-            )
-        if text_encoding is None or video_encoding is None:
-            return losses
-        has_graph = text_encoding.has_graph
-        graph_scale = encoder.graph_logit_scale.exp().clamp(max=100)
-        if config.graph_contrastive_loss_weight > 0 and has_graph.any():
-            if has_graph.all():
-                negative_graph_embeds = negative_graph_mask = None
-                if negative_encoding is not None:
-                    negative_graph_embeds = negative_encoding.graph_embeds
-                    negative_graph_mask = negative_mask & negative_encoding.has_graph
-                losses["graph_contrastive_loss"] = contrastive_loss(
-                    text_encoding.graph_embeds, video_encoding.graph_embeds, graph_scale, negative_graph_embeds,
-                    negative_graph_mask,
-                )
-            else:  # a subset differs in size across processes, so it is not gathered
-                logits = graph_scale * text_encoding.graph_embeds[has_graph] @ video_encoding.graph_embeds[has_graph].t()
-                labels = torch.arange(logits.shape[0], device=logits.device)
-                losses["graph_contrastive_loss"] = (
-                    F.cross_entropy(logits.float(), labels) + F.cross_entropy(logits.t().float(), labels)
-                ) / 2
-        if config.distillation_loss_weight > 0 and config.distillation_target == "embedding":
-            losses["distillation_loss"] = distillation_loss(
-                host_text.text_embeds, text_encoding.graph_embeds, has_graph
-            ) + distillation_loss(host_video.video_embeds, video_encoding.graph_embeds)
-        elif config.distillation_loss_weight > 0:
-            # The teacher is the fused model: in fused mode those are the embeddings already computed.
-            if fused:
-                teacher_text, teacher_video, negative_teacher = text_embeds, video_embeds, negative_embeds
-            else:
-                teacher_text = self._fuse(host_text.text_embeds, text_encoding)
-                teacher_video = self._fuse(host_video.video_embeds, video_encoding)
-                negative_teacher = None
-                if negative_host_embeds is not None:
-                    negative_teacher = self._fuse(negative_host_embeds, negative_encoding)
-            losses["distillation_loss"] = similarity_distillation_loss(
-                host_text.text_embeds, host_video.video_embeds, teacher_text, teacher_video, logit_scale,
-                negative_host_embeds, negative_teacher, negative_mask,
-            )  # fmt: skip
-
         need_osc = config.use_osc and config.osc_loss_weight > 0
-        need_ptc = config.use_ptc and config.ptc_loss_weight > 0 and video_mask.shape[1] > 1
-        if not (need_osc or need_ptc):
-            return losses
-
-        # HSG: cross-modal coreference edges between TSG nodes and the paired video's tracks.
-        presence = video_inputs.node_mask.unsqueeze(-1).to(video_inputs.node_features.dtype)
-        track_features = (video_inputs.node_features * presence).sum(1) / presence.sum(1).clamp(min=1)
-        coreference = encoder.cross_modal_edges(
-            self.host_adapter.text_tokens_to_joint(self.backbone, text_encoding.pooled_token_states),
-            text_encoding.node_mask,
-            self.host_adapter.patch_tokens_to_joint(self.backbone, track_features),
-            video_encoding.track_mask,
-            None if text_graph is None else text_graph.grounding,
-        )
-        edges = text_encoding.edge_types
-        states = text_encoding.node_states
-        node_types = text_encoding.node_types * text_encoding.node_mask
-
-        if need_osc:
-            attribute_edges = edges == TEXT_EDGE_TYPES["attribute"]
-            object_states = neighbourhood_mean(states, attribute_edges)
-            is_object = (node_types == TEXT_NODE_TYPES["object"]) & (coreference.sum(-1) > 0)
-            if is_object.any():
-                batch_index = is_object.nonzero()[:, 0]
-                anchors = F.normalize(encoder.osc_text_head(object_states[is_object]), dim=-1)
-                regions = self._track_regions(video_encoding)
-                regions = F.normalize(encoder.osc_video_head(regions), dim=-1)
-                losses["osc_loss"] = object_spatial_contrastive_loss(
-                    anchors,
-                    batch_index,
-                    coreference[is_object],
-                    regions,
-                    video_encoding.track_mask,
-                    encoder.osc_logit_scale.exp().clamp(max=100),
-                )
-
-        if need_ptc:
-            # PTC's order negatives: the same videos with frames reversed and shuffled. Host frame
-            # embeddings are reused, so only the temporal head and the graph encoder run again.
-            orders = (reversed_frame_order(video_mask), shuffled_frame_order(video_mask))
-            reordered = [encoder.encode_video_graph(video_inputs.permute_frames(order)) for order in orders]
-            reordered_embeds = []
-            for order, encoding in zip(orders, reordered):
-                host_embeds, _ = self.host_adapter.pool_frames(
-                    self.backbone, gather_frames(host_video.frame_inputs, order), gather_frames(video_mask, order)
-                )
-                reordered_embeds.append(self._output_embeds(host_embeds, encoding))
-            ptc = clip_order_contrastive_loss(text_embeds, video_embeds, torch.stack(reordered_embeds, dim=1), logit_scale)
-
-            is_predicate = node_types == TEXT_NODE_TYPES["predicate"]
-            if is_predicate.any():
-                connected = (edges > 0) | (edges.transpose(1, 2) > 0)
-                predicate_states = neighbourhood_mean(states, connected)
-                # Subject and object tracks of each predicate: the coreference rows of its arguments.
-                arguments = (edges.transpose(1, 2) == TEXT_EDGE_TYPES["subject"]) | (edges == TEXT_EDGE_TYPES["object"])
-                track_weights = arguments.to(coreference.dtype) @ coreference  # [B, N, S]
-                uniform = video_encoding.track_mask.unsqueeze(1).to(coreference.dtype).expand_as(track_weights)
-                track_weights = torch.where(track_weights.sum(-1, keepdim=True) > 0, track_weights, uniform)
-                track_weights = track_weights / track_weights.sum(-1, keepdim=True).clamp(min=1e-6)
-
-                batch_index = is_predicate.nonzero()[:, 0]
-                anchors = F.normalize(encoder.ptc_text_head(predicate_states[is_predicate]), dim=-1)
-                weights = track_weights[is_predicate]  # [A, S]
-
-                def track_summary(encoding: VideoGraphEncoding) -> torch.Tensor:
-                    tracks = encoder.ptc_video_head(encoding.track_states)  # [B, S, H]
-                    return F.normalize(torch.einsum("as,ash->ah", weights.to(tracks.dtype), tracks[batch_index]), dim=-1)
-
-                track_heads = encoder.ptc_video_head(video_encoding.track_states)
-                track_valid = video_encoding.track_mask.unsqueeze(-1).to(track_heads.dtype)
-                summaries = F.normalize((track_heads * track_valid).sum(1) / track_valid.sum(1).clamp(min=1), dim=-1)
-                ptc = ptc + predicate_temporal_contrastive_loss(
-                    anchors,
-                    batch_index,
-                    track_summary(video_encoding),
-                    torch.stack([track_summary(encoding) for encoding in reordered], dim=1),
-                    summaries,
-                    encoder.ptc_logit_scale.exp().clamp(max=100),
-                )
-            losses["ptc_loss"] = ptc
+        need_ptc = config.use_ptc and config.ptc_loss_weight > 0 and encoded.video_mask.shape[1] > 1
+        if need_osc or need_ptc:
+            coreference = self._coreference(encoded)
+            if need_osc:
+                losses["osc_loss"] = self._object_spatial_contrast(encoded, coreference)
+            if need_ptc:
+                losses["ptc_loss"] = self._predicate_temporal_contrast(encoded, coreference, logit_scale)
         return losses
 
-    @staticmethod
-    def _track_regions(encoding: VideoGraphEncoding) -> torch.Tensor:
-        """2-hop neighbourhood region of every track, averaged over the frames where it is visible: [B, S, H]."""
-        adjacency = encoding.frame_adjacency.to(encoding.node_states.dtype)
-        eye = torch.eye(adjacency.shape[-1], dtype=adjacency.dtype, device=adjacency.device)
-        two_hop = eye + adjacency + adjacency @ adjacency
-        two_hop = two_hop / two_hop.sum(-1, keepdim=True).clamp(min=1e-6)
-        regions = two_hop @ encoding.node_states  # [B, T, S, H]
-        presence = encoding.node_mask.unsqueeze(-1).to(regions.dtype)
-        return (regions * presence).sum(1) / presence.sum(1).clamp(min=1)
+    def _host_objective(self, encoded: FinstaEncodings, negatives: Optional[HardNegativeCaptions], logit_scale) -> dict:
+        """The host keeps its own InfoNCE on its own embeddings (so the distilled host stays a retrieval
+        model); the fused embeddings, when they differ from the host's, get the same loss."""
+        host_negatives = None if negatives is None else negatives.host_embeds
+        mask = None if negatives is None else negatives.mask
+        losses: dict[str, Optional[torch.Tensor]] = {
+            "contrastive_loss": contrastive_loss(
+                encoded.host_text.text_embeds, encoded.host_video.video_embeds, logit_scale, host_negatives, mask
+            )
+        }
+        if encoded.fused and self.config.fused_contrastive_loss_weight > 0:
+            losses["fused_contrastive_loss"] = contrastive_loss(
+                encoded.text_embeds, encoded.video_embeds, logit_scale, None if negatives is None else negatives.embeds, mask
+            )
+        return losses
+
+    def _graph_objective(self, encoded: FinstaEncodings, negatives: Optional[HardNegativeCaptions]) -> Optional[torch.Tensor]:
+        """InfoNCE between the pooled TSG and DSG embeddings (captions without a graph left out)."""
+        if self.config.graph_contrastive_loss_weight == 0:
+            return None
+        text, video = encoded.text_graph, encoded.video_graph
+        has_graph = text.has_graph
+        if not has_graph.any():
+            return None
+        scale = self.graph_encoder.graph_logit_scale.exp().clamp(max=100)
+        if has_graph.all():
+            negative_graph = None if negatives is None else negatives.graph_embeds()
+            negative_embeds, negative_mask = negative_graph if negative_graph is not None else (None, None)
+            return contrastive_loss(text.graph_embeds, video.graph_embeds, scale, negative_embeds, negative_mask)
+        # A subset differs in size across processes, so it is not gathered.
+        logits = cosine_logits(text.graph_embeds[has_graph], video.graph_embeds[has_graph], scale).float()
+        labels = torch.arange(logits.shape[0], device=logits.device)
+        return (nn.functional.cross_entropy(logits, labels) + nn.functional.cross_entropy(logits.t(), labels)) / 2
+
+    def _distillation(self, encoded: FinstaEncodings, negatives: Optional[HardNegativeCaptions], logit_scale) -> Optional[torch.Tensor]:
+        """Transfer into the host: rank like the fused model (``"similarity"``) or match the graph embeddings."""
+        config = self.config
+        if config.distillation_loss_weight == 0:
+            return None
+        host_text, host_video = encoded.host_text.text_embeds, encoded.host_video.video_embeds
+        if config.distillation_target == "embedding":
+            return distillation_loss(host_text, encoded.text_graph.graph_embeds, encoded.text_graph.has_graph) + distillation_loss(
+                host_video, encoded.video_graph.graph_embeds
+            )
+        # The teacher is the fused model: in fused mode those are the embeddings already computed.
+        if encoded.fused:
+            teacher_text, teacher_video = encoded.text_embeds, encoded.video_embeds
+            teacher_negative = None if negatives is None else negatives.embeds
+        else:
+            teacher_text = self._fuse(host_text, encoded.text_graph)
+            teacher_video = self._fuse(host_video, encoded.video_graph)
+            teacher_negative = None
+            if negatives is not None:
+                teacher_negative = self._fuse(negatives.host_embeds.flatten(0, 1), negatives.graph).view_as(negatives.host_embeds)
+        return similarity_distillation_loss(
+            host_text, host_video, teacher_text, teacher_video, logit_scale,
+            None if negatives is None else negatives.host_embeds, teacher_negative, None if negatives is None else negatives.mask,
+        )  # fmt: skip
+
+    def _coreference(self, encoded: FinstaEncodings) -> torch.Tensor:
+        """HSG cross-modal coreference edges ``[B, N, S]`` between TSG nodes and the paired video's tracks."""
+        text, video = encoded.text_graph, encoded.video_graph
+        return self.graph_encoder.cross_modal_edges(
+            self.host_adapter.text_tokens_to_joint(self.backbone, text.pooled_token_states),
+            text.node_mask,
+            self.host_adapter.patch_tokens_to_joint(self.backbone, self.graph_encoder.track_features(encoded.video_inputs)),
+            video.track_mask,
+            None if encoded.text_scene_graph is None else encoded.text_scene_graph.grounding,
+        )
+
+    def _object_spatial_contrast(self, encoded: FinstaEncodings, coreference: torch.Tensor) -> Optional[torch.Tensor]:
+        """OSC: each TSG object (with its attributes) against the 2-hop regions of its coreferent tracks."""
+        encoder, text = self.graph_encoder, encoded.text_graph
+        node_types = text.node_types * text.node_mask
+        object_states = neighbourhood_mean(text.node_states, text.edge_types == TEXT_EDGE_TYPES["attribute"])
+        is_object = (node_types == TEXT_NODE_TYPES["object"]) & (coreference.sum(-1) > 0)
+        if not is_object.any():
+            return None
+        return object_spatial_contrastive_loss(
+            encoder.osc_text_head(object_states[is_object]),
+            is_object.nonzero()[:, 0],
+            coreference[is_object],
+            encoder.osc_video_head(encoder.track_regions(encoded.video_graph)),
+            encoded.video_graph.track_mask,
+            encoder.osc_logit_scale.exp().clamp(max=100),
+        )
+
+    def _predicate_temporal_contrast(self, encoded: FinstaEncodings, coreference: torch.Tensor, logit_scale) -> torch.Tensor:
+        """PTC: each clip against itself with frames reversed and shuffled, per caption on the retrieval
+        embedding and per predicate on its subject/object tracks. Host frame embeddings are reused, so
+        only the temporal head and the graph encoder run again on the reordered clips."""
+        encoder, text, video = self.graph_encoder, encoded.text_graph, encoded.video_graph
+        video_mask = encoded.video_mask
+        orders = (reversed_frame_order(video_mask), shuffled_frame_order(video_mask))
+        reordered = [encoder.encode_video_graph(encoded.video_inputs.permute_frames(order)) for order in orders]
+        reordered_embeds = []
+        for order, encoding in zip(orders, reordered):
+            host_embeds, _ = self.host_adapter.pool_frames(
+                self.backbone, gather_frames(encoded.host_video.frame_inputs, order), gather_frames(video_mask, order)
+            )
+            reordered_embeds.append(self._output_embeds(host_embeds, encoding))
+        ptc = clip_order_contrastive_loss(
+            encoded.text_embeds, encoded.video_embeds, torch.stack(reordered_embeds, dim=1), logit_scale
+        )
+
+        edges = text.edge_types
+        is_predicate = text.node_types * text.node_mask == TEXT_NODE_TYPES["predicate"]
+        if not is_predicate.any():
+            return ptc
+        predicate_states = neighbourhood_mean(text.node_states, (edges > 0) | (edges.transpose(1, 2) > 0))
+        # Subject and object tracks of each predicate: the coreference rows of its arguments.
+        arguments = (edges.transpose(1, 2) == TEXT_EDGE_TYPES["subject"]) | (edges == TEXT_EDGE_TYPES["object"])
+        track_weights = arguments.to(coreference.dtype) @ coreference  # [B, N, S]
+        uniform = video.track_mask.unsqueeze(1).to(coreference.dtype).expand_as(track_weights)
+        track_weights = torch.where(track_weights.sum(-1, keepdim=True) > 0, track_weights, uniform)
+        track_weights = track_weights / track_weights.sum(-1, keepdim=True).clamp(min=1e-6)
+        batch_index = is_predicate.nonzero()[:, 0]
+        weights = track_weights[is_predicate]  # [A, S]
+
+        def argument_tracks(encoding: VideoGraphEncoding) -> torch.Tensor:
+            tracks = encoder.ptc_video_head(encoding.track_states)  # [B, S, H]
+            return torch.einsum("as,ash->ah", weights.to(tracks.dtype), tracks[batch_index])
+
+        track_heads = encoder.ptc_video_head(video.track_states)
+        track_valid = video.track_mask.unsqueeze(-1).to(track_heads.dtype)
+        summaries = (track_heads * track_valid).sum(1) / track_valid.sum(1).clamp(min=1)
+        return ptc + predicate_temporal_contrastive_loss(
+            encoder.ptc_text_head(predicate_states[is_predicate]),
+            batch_index,
+            argument_tracks(video),
+            torch.stack([argument_tracks(encoding) for encoding in reordered], dim=1),
+            summaries,
+            encoder.ptc_logit_scale.exp().clamp(max=100),
+        )
 
 
 FinstaConfig.register_for_auto_class()
 FinstaModel.register_for_auto_class("AutoModel")
 
-__all__ = ["FinstaModel", "FinstaOutput", "FinstaPreTrainedModel"]
+__all__ = ["FinstaEncodings", "FinstaModel", "FinstaOutput", "FinstaPreTrainedModel", "HardNegativeCaptions", "LOSS_COMPONENTS"]

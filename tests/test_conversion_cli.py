@@ -139,6 +139,24 @@ def test_reference_forward_uses_clip4clip_temporal_layer_norm_eps(vocab_size):
     assert (wrong_eps - expected).abs().max() > 1e-2
 
 
+def test_seq_transf_temporal_layer_norm_eps_is_clip4clips(tmp_path, tokenizer_dir, vocab_size, capsys):
+    """End to end on a checkpoint where the temporal LayerNorm eps matters: the converted model's
+    seqTransf head must use eps 1e-12 as CLIP4Clip does (the towers keep 1e-5)."""
+    state_dict = with_tiny_temporal_variance(
+        make_clip4clip_state_dict("seqTransf", temporal_layers=2, frame_positions=12, vocab=vocab_size, **SIZES)
+    )
+    path = tmp_path / "pytorch_model.bin.1"
+    torch.save(state_dict, path)
+    out = tmp_path / "out"
+    argv = [str(path), str(out), "--tokenizer", str(tokenizer_dir), *TINY_HEAD]
+    assert hub.convert_clip4clip_main(argv) == 0, capsys.readouterr().out
+    ids, pixels, mask = fixed_clip_inputs(vocab_size)
+    _, _, video = text_and_video(out, ids, pixels, mask)
+    expected = expected_seq_transf_video(state_dict, pixels, mask)
+    assert (expected_seq_transf_video(state_dict, pixels, mask, eps=CLIP_LAYER_NORM_EPS) - expected).abs().max() > 1e-2
+    torch.testing.assert_close(video, expected, atol=1e-5, rtol=1e-5)
+
+
 def test_mean_p_without_tokenizer_writes_model_and_card(tmp_path, vocab_size):
     path, state_dict = save_checkpoint(tmp_path, "meanP", vocab_size, **{"clip.input_resolution": torch.tensor(32)})
     report = hub.convert_clip4clip_original(path, tmp_path / "out", config_overrides={"graph_hidden_size": 32})
