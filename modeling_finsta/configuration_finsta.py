@@ -179,6 +179,11 @@ class FinstaConfig(PreTrainedConfig):
         ``backbone_config`` of a default Finsta config, so ``FinstaModel.from_pretrained(<clip folder>)``
         works without ``config=``: the backbone loads its weights and only the Finsta head is initialised."""
         config_dict, kwargs = super().get_config_dict(pretrained_model_name_or_path, **kwargs)
+        if not config_dict:  # transformers returns {} (a default config) when the file is missing
+            raise FileNotFoundError(
+                f"{pretrained_model_name_or_path}: no config.json found; a Finsta folder (or a plain CLIP / X-CLIP "
+                "checkpoint) needs its config.json next to the weights (model.save_pretrained writes both)"
+            )
         model_type = config_dict.get("model_type")
         if model_type is not None and model_type != cls.model_type:
             if model_type not in SUPPORTED_BACKBONES:

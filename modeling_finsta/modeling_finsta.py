@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from typing import Any, Optional, Union
 
 import torch
+from safetensors import SafetensorError, safe_open
 from torch import nn
 from transformers import AutoModel, PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_outputs import BaseModelOutputWithPooling
-from transformers.utils import ModelOutput, can_return_tuple
+from transformers.utils import ModelOutput, can_return_tuple, logging
 
 from .backbone_adapters import HostTextOutput, HostVideoOutput, build_backbone_adapter
 from .configuration_finsta import FinstaConfig
@@ -46,6 +47,8 @@ from .losses import (
     similarity_distillation_loss,
 )
 from .scene_graphs import TEXT_EDGE_TYPES, TEXT_NODE_TYPES, TextSceneGraphBatch, VideoSceneGraphBatch
+
+logger = logging.get_logger(__name__)
 
 LOSS_COMPONENTS = (
     "contrastive_loss",
@@ -144,19 +147,40 @@ class FinstaEncodings:
         return self.text_embeds is not self.host_text.text_embeds or self.video_embeds is not self.host_video.video_embeds
 
 
+class NonFiniteValueError(ValueError):
+    """An input or the loss holds NaN or Inf (raised instead of computing or training on it)."""
+
+
 def check_finite(name: str, value: Optional[torch.Tensor]) -> None:
-    """Raise a ValueError naming ``name`` and the batch items when ``value`` holds NaN or Inf."""
+    """Raise `NonFiniteValueError` naming ``name`` and the batch items when ``value`` holds NaN or Inf."""
     if value is None or not value.is_floating_point():
         return
     finite = torch.isfinite(value)
     if bool(finite.all()):
         return
     bad = (~finite).flatten(1).any(-1).nonzero().flatten().tolist() if value.dim() > 1 else []
-    raise ValueError(
+    raise NonFiniteValueError(
         f"{name} contains NaN or Inf values (batch items {bad[:10]}); check the decoded frames and the preprocessing"
         if bad
         else f"{name} contains NaN or Inf values"
     )
+
+
+def _unreadable_safetensors(folder) -> Optional[str]:
+    """The first ``*.safetensors`` file in a local ``folder`` whose header cannot be read, if any."""
+    import os
+
+    if folder is None or not os.path.isdir(folder):
+        return None
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".safetensors"):
+            path = os.path.join(folder, name)
+            try:
+                with safe_open(path, framework="pt"):
+                    pass
+            except SafetensorError:
+                return path
+    return None
 
 
 class FinstaPreTrainedModel(PreTrainedModel):
@@ -175,6 +199,18 @@ class FinstaPreTrainedModel(PreTrainedModel):
         "SpatioTemporalGaussianDifferentialLayer",
         "TemporalTransformerLayer",
     ]
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        """`PreTrainedModel.from_pretrained`; a truncated or corrupt weights file is named in the error."""
+        try:
+            return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        except SafetensorError as error:
+            culprit = _unreadable_safetensors(pretrained_model_name_or_path)
+            raise OSError(
+                f"{culprit or pretrained_model_name_or_path}: the weights file is truncated or corrupt ({error}); "
+                "save or download it again"
+            ) from error
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
@@ -368,8 +404,22 @@ class FinstaModel(FinstaPreTrainedModel):
     ) -> Optional[TextGraphEncoding]:
         graph = TextSceneGraphBatch.from_value(text_scene_graph)
         if graph is None:
+            if input_ids is not None and self.config.inference_mode == "fused":
+                logger.warning_once(
+                    "FinstaModel (fused mode): captions came without a text_scene_graph, so their fused embeddings are "
+                    "the host's alone and do not match captions encoded with one. Pass what the processor returns: "
+                    "model.get_text_features(**processor(text=captions)) (its parser builds the graph)."
+                )
             return None
-        return self.graph_encoder.encode_text_graph(host.token_states, graph)
+        encoding = self.graph_encoder.encode_text_graph(host.token_states, graph)
+        if input_ids is not None and self.config.inference_mode == "fused" and attention_mask is not None:
+            wordy = attention_mask.sum(-1) > 2  # more than the start and end tokens
+            if bool((wordy & ~encoding.has_graph).any()):
+                logger.warning_once(
+                    "FinstaModel (fused mode): some captions have words but an empty text scene graph; their fused "
+                    "embeddings are the host's alone."
+                )
+        return encoding
 
     def _encode_video_graph(
         self, host: HostVideoOutput, video_mask, video_graph: Optional[VideoSceneGraphBatch]
@@ -604,4 +654,4 @@ class FinstaModel(FinstaPreTrainedModel):
 FinstaConfig.register_for_auto_class()
 FinstaModel.register_for_auto_class("AutoModel")
 
-__all__ = ["FinstaEncodings", "FinstaModel", "FinstaOutput", "FinstaPreTrainedModel", "HardNegativeCaptions", "LOSS_COMPONENTS"]
+__all__ = ["NonFiniteValueError", "check_finite", "FinstaEncodings", "FinstaModel", "FinstaOutput", "FinstaPreTrainedModel", "HardNegativeCaptions", "LOSS_COMPONENTS"]

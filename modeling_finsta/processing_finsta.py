@@ -14,6 +14,7 @@ from typing import Any, Optional, Sequence, Union
 import torch
 from transformers import BatchFeature
 from transformers.processing_utils import ProcessorMixin
+from transformers.utils import logging
 
 from .scene_graph_batching import (
     collate_scene_graphs,
@@ -24,6 +25,24 @@ from .scene_graph_batching import (
 )
 from .scene_graphs import ParsedTextSceneGraph, ParsedVideoSceneGraph, move_tensor
 from .video_io import VideoPreprocessor, load_video, preprocessor_for_backbone
+
+logger = logging.get_logger(__name__)
+
+
+def _check_captions(captions: Sequence[Any]) -> None:
+    """Captions must be strings that can be encoded (a lone surrogate would crash deep in the tokenizer)."""
+    for index, caption in enumerate(captions):
+        if not isinstance(caption, str):
+            raise TypeError(f"FinstaProcessor: caption {index} is a {type(caption).__name__}; expected a str")
+        try:
+            caption.encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise ValueError(
+                f"FinstaProcessor: caption {index} ({caption!r}) has the unencodable character {caption[error.start]!r} at "
+                "position {error.start} (a lone surrogate: text decoded with errors='surrogateescape'?)".replace(
+                    "{error.start}", str(error.start)
+                )
+            ) from None
 
 
 class FinstaBatch(BatchFeature):
@@ -92,6 +111,7 @@ class FinstaProcessor(ProcessorMixin):
         self.relation_vocabulary = None if relation_vocabulary is None else [" ".join(r.lower().split()) for r in relation_vocabulary]
         self.num_video_relation_types = num_video_relation_types
         self._parser = None
+        self._warned_lost_text: set[str] = set()
         super().__init__(tokenizer, **kwargs)
 
     # --------------------------------------------------------------------------------- parsing
@@ -105,6 +125,15 @@ class FinstaProcessor(ProcessorMixin):
 
     def parse_captions(self, captions: Sequence[str]) -> list[ParsedTextSceneGraph]:
         return list(self.parser.parse_batch(list(captions)))
+
+    def to_dict(self) -> dict[str, Any]:
+        """As saved in ``processor_config.json``. ``parser_backend="auto"`` is saved as the backend actually in
+        use (``"spacy"`` or ``"rules"``), so the saved processor parses captions exactly as the model was trained,
+        wherever it is loaded, or fails clearly when that backend is missing (never falls back silently)."""
+        output = super().to_dict()
+        if output.get("parser_backend") == "auto":
+            output["parser_backend"] = self.parser.backend
+        return output
 
     # ---------------------------------------------------------------------------------- call
     def __call__(
@@ -120,7 +149,9 @@ class FinstaProcessor(ProcessorMixin):
 
         Args:
             text: a caption or a list of captions.
-            videos: one video or a list; each a path, bytes, a uint8 array `[T, H, W, 3]` or a list of PIL images.
+            videos: one video or a list (or a `[B, T, ...]` tensor); each a path, bytes, a uint8 array or tensor
+                `[T, H, W, 3]` / `[T, 3, H, W]` (floats in [0, 1] accepted), or a list of frames (PIL images,
+                arrays or tensors).
             video_scene_graphs: per video an annotated DSG (`ParsedVideoSceneGraph` or a JSON path), or None.
             text_scene_graphs: per caption a ready TSG; otherwise captions are parsed (when a parser backend is set).
         """
@@ -132,6 +163,7 @@ class FinstaProcessor(ProcessorMixin):
         parsed_text: Optional[list[ParsedTextSceneGraph]] = None
         if text is not None:
             captions = [text] if isinstance(text, str) else list(text)
+            _check_captions(captions)
             encoded = self.tokenizer(
                 captions,
                 padding="max_length",
@@ -142,6 +174,7 @@ class FinstaProcessor(ProcessorMixin):
             )
             data["input_ids"] = encoded["input_ids"]
             data["attention_mask"] = encoded["attention_mask"]
+            self._warn_about_lost_text(captions, encoded)
             if text_scene_graphs is not None:
                 if len(text_scene_graphs) != len(captions):
                     raise ValueError(f"got {len(text_scene_graphs)} text_scene_graphs for {len(captions)} captions")
@@ -197,17 +230,53 @@ class FinstaProcessor(ProcessorMixin):
         return FinstaBatch(data)
 
     # ---------------------------------------------------------------------------------- helpers
+    def _warn_about_lost_text(self, captions: Sequence[str], encoded) -> None:
+        """Warn (once per kind) when a caption loses words: characters the vocabulary cannot spell (they
+        become the unknown token) or text cut off by ``max_length``. Either silently changes its meaning."""
+        unknown = self.tokenizer.unk_token_id
+        lost: dict[str, list[tuple[str, str]]] = {"vocabulary": [], "truncation": []}
+        for caption, ids, offsets in zip(captions, encoded["input_ids"].tolist(), encoded["offset_mapping"].tolist()):
+            spelled = [(start, end) for token, (start, end) in zip(ids, offsets) if end > start and token != unknown]
+            reached = max((end for _, end in offsets), default=0)  # how far the kept tokens (unknown ones too) reach
+            covered = bytearray(len(caption))
+            for start, end in spelled:
+                covered[start:end] = b"\x01" * (end - start)
+            unspelled = "".join(ch for i, ch in enumerate(caption[:reached]) if not covered[i] and not ch.isspace())
+            if unspelled:
+                lost["vocabulary"].append((caption, unspelled))
+            if caption[reached:].strip() and len(self.tokenizer(caption)["input_ids"]) > self.max_length:
+                lost["truncation"].append((caption, caption[reached:].strip()))
+        for kind, cases in lost.items():
+            if cases and kind not in self._warned_lost_text:
+                self._warned_lost_text.add(kind)
+                caption, text = cases[0]
+                what = (
+                    f"is cut at max_length={self.max_length} tokens, dropping {text!r}"
+                    if kind == "truncation"
+                    else f"has characters the tokenizer's vocabulary cannot represent ({text!r} became the unknown token)"
+                )
+                logger.warning(
+                    f"FinstaProcessor: {len(cases)} of {len(captions)} captions lose text; e.g. {caption!r} {what}. "
+                    "Their embeddings do not see those words (this warning is shown once)."
+                )
+
     @staticmethod
     def _as_video_list(videos: Any) -> list:
         import numpy as np
 
         if isinstance(videos, (str, bytes)) or (hasattr(videos, "__fspath__")):
             return [videos]
+        if isinstance(videos, torch.Tensor):
+            return [videos] if videos.dim() == 4 else list(videos)
         if isinstance(videos, np.ndarray):
             return [videos] if videos.ndim == 4 else list(videos)
         videos = list(videos)
-        if videos and not isinstance(videos[0], (str, bytes, np.ndarray, list, tuple)) and not hasattr(videos[0], "__fspath__"):
+        if videos and not isinstance(videos[0], (str, bytes, np.ndarray, torch.Tensor, list, tuple)) and not hasattr(
+            videos[0], "__fspath__"
+        ):
             return [videos]  # a single list of PIL images
+        if videos and isinstance(videos[0], (np.ndarray, torch.Tensor)) and videos[0].ndim == 3:
+            return [videos]  # a single list of frames
         return videos
 
     @staticmethod
@@ -258,6 +327,15 @@ class FinstaDataCollator:
 
     def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
         if "input_ids" not in examples[0]:
+            missing = [key for key in ("text", "video") if key not in examples[0]]
+            if missing:
+                raise KeyError(
+                    f"FinstaDataCollator: the examples have neither processed inputs (input_ids, pixel_values) nor the "
+                    f"raw fields {missing} (got {sorted(examples[0])}). With raw examples ({{'text': ..., 'video': ...}}), "
+                    "transformers.Trainer drops these fields because FinstaModel.forward has no such arguments: set "
+                    "TrainingArguments(remove_unused_columns=False), or process the examples first "
+                    "(modeling_finsta.training.encode_examples), which works with the default arguments."
+                )
             if self.processor is None:
                 raise ValueError("raw examples (text/video) need FinstaDataCollator(processor=...)")
             graphs = [e.get("video_scene_graph") for e in examples]

@@ -467,11 +467,38 @@ def _decode_file(
     return frames, info
 
 
+ACCEPTED_IN_MEMORY_VIDEOS = (
+    "a uint8 array or torch tensor [T, H, W, 3] or [T, 3, H, W] (float values in [0, 1] are scaled to 0..255), "
+    "or a list of frames (PIL images, or [H, W, 3] / [3, H, W] arrays or tensors)"
+)
+
+
+def _frame_array(value: Any, what: str) -> np.ndarray:
+    """One frame or a whole video as a uint8 channels-last array (torch tensors and channels-first accepted)."""
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu()
+        value = value.float().numpy() if value.is_floating_point() else value.numpy()
+    array = np.asarray(value)
+    if array.ndim >= 3 and array.shape[-1] != 3 and array.shape[-3] == 3:
+        array = np.moveaxis(array, -3, -1)  # [.., 3, H, W] -> [.., H, W, 3]
+    if array.dtype != np.uint8:
+        if np.issubdtype(array.dtype, np.floating):
+            if array.size and (np.nanmin(array) < 0 or np.nanmax(array) > 1):
+                raise ValueError(
+                    f"{what} is a float array with values outside [0, 1] (min {np.nanmin(array):.3g}, max "
+                    f"{np.nanmax(array):.3g}); pass uint8 RGB, or floats in [0, 1]"
+                )
+            array = np.round(array * 255).astype(np.uint8)
+        else:
+            raise ValueError(f"{what} must be uint8 RGB (or floats in [0, 1]), got dtype {array.dtype}")
+    return array
+
+
 def _frames_from_memory(source: Any) -> tuple[np.ndarray, str]:
-    """Validates an in-memory video: a uint8 array ``[T, H, W, 3]`` or a list of PIL images/arrays."""
-    if isinstance(source, np.ndarray):
-        description = "<numpy array input>"
-        frames = source
+    """Validates an in-memory video (see ``ACCEPTED_IN_MEMORY_VIDEOS``) and returns ``uint8 [T, H, W, 3]``."""
+    if isinstance(source, (np.ndarray, torch.Tensor)):
+        description = f"<{type(source).__name__} input>"
+        frames = _frame_array(source, "The video")
     else:
         description = "<list of frames input>"
         if len(source) == 0:
@@ -480,20 +507,18 @@ def _frames_from_memory(source: Any) -> tuple[np.ndarray, str]:
         for position, item in enumerate(source):
             if hasattr(item, "convert") and hasattr(item, "size"):  # PIL image
                 arrays.append(np.asarray(item.convert("RGB")))
-            elif isinstance(item, np.ndarray):
-                arrays.append(item)
+            elif isinstance(item, (np.ndarray, torch.Tensor)):
+                arrays.append(_frame_array(item, f"Frame {position}"))
             else:
                 raise TypeError(
-                    f"Frame {position} of the video list is a {type(item).__name__}; expected a PIL image."
+                    f"Frame {position} of the video list is a {type(item).__name__}; accepted videos are {ACCEPTED_IN_MEMORY_VIDEOS}."
                 )
         shapes = {array.shape for array in arrays}
         if len(shapes) > 1:
             raise ValueError(f"All frames of a video must have the same size, got shapes {sorted(shapes)}.")
         frames = np.stack(arrays)
     if frames.ndim != 4 or frames.shape[-1] != 3:
-        raise ValueError(f"A video array must have shape [T, H, W, 3], got {tuple(frames.shape)}.")
-    if frames.dtype != np.uint8:
-        raise ValueError(f"A video array must be uint8 RGB, got dtype {frames.dtype}.")
+        raise ValueError(f"A video must be [T, H, W, 3] or [T, 3, H, W], got {tuple(frames.shape)}; accepted: {ACCEPTED_IN_MEMORY_VIDEOS}.")
     if frames.shape[0] == 0:
         raise VideoDecodingError(f"Cannot sample from {description}: it has no frames.")
     return frames, description
@@ -515,8 +540,9 @@ def load_video(
     """Loads a video and returns the sampled frames as ``uint8 [T, H, W, 3]`` RGB plus a ``VideoInfo``.
 
     Args:
-        source: a path, the encoded bytes, a binary file object, a ``uint8 [T, H, W, 3]`` array, or
-            a list of PIL images (one per frame).
+        source: a path, the encoded bytes, a binary file object, or in memory a uint8 array or torch
+            tensor ``[T, H, W, 3]`` / ``[T, 3, H, W]`` (floats in [0, 1] are scaled), or a list of frames
+            (PIL images, arrays or tensors).
         num_frames, sampling, fps, max_frames, slice_mode, start_time, end_time: frame selection,
             see ``compute_frame_indices``.
         native_fps: frame rate to assume instead of the container's (required for ``"fps"``
@@ -546,7 +572,7 @@ def load_video(
         return _decode_file(
             source, sampling_kwargs=sampling_kwargs, native_fps=native_fps, seek_threshold=seek_threshold
         )
-    if isinstance(source, (np.ndarray, list, tuple)):
+    if isinstance(source, (np.ndarray, torch.Tensor, list, tuple)):
         frames, description = _frames_from_memory(source)
         indices = compute_frame_indices(frames.shape[0], native_fps, **sampling_kwargs)
         info = VideoInfo(
@@ -562,7 +588,7 @@ def load_video(
         return np.ascontiguousarray(frames[indices]), info
     raise TypeError(
         f"Unsupported video source of type {type(source).__name__}: expected a path, bytes, a binary file "
-        "object, a uint8 [T, H, W, 3] numpy array or a list of PIL images."
+        f"object, or in memory {ACCEPTED_IN_MEMORY_VIDEOS}."
     )
 
 

@@ -228,3 +228,38 @@ def test_didemo_errors(didemo_root):
 def test_split_validates_indices():
     with pytest.raises(RetrievalDatasetError, match=r"captions\[0\] points to video 1, but the split has 1 videos"):
         RetrievalSplit(videos=[("v", None)], captions=[("c", 1)])
+
+
+def test_text_file_errors_name_the_file_and_line(tmp_path):
+    from modeling_finsta.readers.text_files import DataFileError, check_text, read_csv_rows, read_jsonl
+
+    csv_path = tmp_path / "split.csv"
+    csv_path.write_bytes(b"video_id,sentence\nvideo0,a man runs\nvideo1,caf\xe9 scene\n")
+    with pytest.raises(DataFileError, match=r"split\.csv: line 3, column 11: byte 0xe9 is not valid UTF-8"):
+        read_csv_rows(csv_path, "split", ("video_id",))
+    csv_path.write_text("video_id,sentence\nvideo0,a man runs,extra\n")
+    with pytest.raises(DataFileError, match=r"split\.csv: line 2: more fields than the header"):
+        read_csv_rows(csv_path, "split", ("video_id",))
+    jsonl = tmp_path / "suite.jsonl"
+    jsonl.write_text('{"a": 1}\n\n{not json}\n')
+    with pytest.raises(DataFileError, match=r"suite\.jsonl: line 3: invalid JSON"):
+        list(read_jsonl(jsonl))
+    with pytest.raises(DataFileError, match=r"somewhere: character '\\udcff'"):
+        check_text("a man\udcff runs", "somewhere")
+    assert check_text("café", "x") == "café"
+
+
+def test_msrvtt_caption_with_a_lone_surrogate_names_the_file_and_line(msrvtt_root):
+    (msrvtt_root / "MSRVTT_JSFUSION_test.csv").write_text(
+        "key,vid_key,video_id,sentence\nret0,msr0,video0,a dog \\udcff runs\n".replace("\\udcff", "\udcff"),
+        encoding="utf-8",
+        errors="surrogatepass",
+    )
+    with pytest.raises(RetrievalDatasetError, match=r"MSRVTT_JSFUSION_test\.csv: line 2, column \d+: byte 0xed"):
+        read_msrvtt(msrvtt_root, "test")
+    (msrvtt_root / "MSRVTT_data.json").write_text(
+        '{"sentences": [{"video_id": "video0", "caption": "a dog \\udcff runs"}], "videos": []}', encoding="utf-8"
+    )
+    (msrvtt_root / "MSRVTT_train.9k.csv").write_text("video_id\nvideo0\n")
+    with pytest.raises(RetrievalDatasetError, match=r"MSRVTT_data\.json.*cannot be encoded"):
+        read_msrvtt(msrvtt_root, "train")

@@ -261,10 +261,10 @@ def test_parse_batch_progress_and_argument_errors(capsys):
 def test_load_gold_records_reports_bad_lines(tmp_path):
     path = tmp_path / "gold.jsonl"
     path.write_text(json.dumps({"caption": "a man", "objects": ["man"], "triplets": []}) + "\n{not json}\n")
-    with pytest.raises(ValueError, match="gold.jsonl:2: not valid JSON"):
+    with pytest.raises(ValueError, match="gold.jsonl: line 2: invalid JSON"):
         load_gold_records(str(path))
     path.write_text(json.dumps({"caption": "a man", "objects": ["man"], "triplets": [["man", "run"]]}) + "\n")
-    with pytest.raises(ValueError, match=r"gold.jsonl:1: each triplet must be"):
+    with pytest.raises(ValueError, match=r"gold.jsonl: line 1: each triplet must be"):
         load_gold_records(str(path))
 
 

@@ -196,11 +196,76 @@ def test_resume_after_an_interrupted_run_matches_an_uninterrupted_one(tmp_path):
         return [entry["loss"] for entry in result.log_history if "loss" in entry]
 
     assert losses(resumed) == pytest.approx(losses(straight), rel=1e-4)
+    # The mean train loss covers the whole run, not only the resumed part.
+    assert resumed.metrics["train_loss"] == pytest.approx(straight.metrics["train_loss"], rel=1e-4)
     want, got = parameters(straight.model), parameters(resumed.model)
     for name in want:
         torch.testing.assert_close(got[name], want[name], atol=1e-5, rtol=1e-4, msg=name)
     # resume=True on an empty folder starts from step 0
     assert last_complete_checkpoint(tmp_path / "nothing-here") is None
+
+
+def test_resume_with_a_broken_checkpoint_never_loses_the_good_ones(tmp_path, capsys):
+    """A broken checkpoint-7 (and its stale staging folder) must not count towards save_total_limit=2."""
+    recipe = tiny_recipe("training.max_steps=8", "training.save_steps=2", "training.save_total_limit=2")
+    model, processor = build_model_and_processor(recipe)
+    dataset = build_datasets(recipe, processor)["train"]
+    run = tmp_path / "run"
+    with pytest.raises(Interrupt):
+        train(recipe, run, train_dataset=dataset, model=model, processor=processor, callbacks=[InterruptAt(5)])
+    (run / "checkpoint-7").mkdir()
+    (run / "checkpoint-7" / "model.safetensors").write_bytes(b"truncated")
+    (run / f"{STAGING_PREFIX}checkpoint-7").mkdir()
+
+    complete_seen = {}
+
+    class CountGoodCheckpoints(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            complete_seen[state.global_step] = [p.name for p in run.glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
+
+    fresh = build_model_and_processor(recipe)[0]
+    capsys.readouterr()
+    resumed = train(recipe, run, resume=True, train_dataset=dataset, model=fresh, processor=processor, callbacks=[CountGoodCheckpoints()])
+    assert "resuming from" in capsys.readouterr().out and resumed.resumed_from == run / "checkpoint-4"
+    assert len(complete_seen[7]) == 2  # after saving checkpoint-6: checkpoint-4 and -6, the broken 7 not counted
+    names = sorted(p.name for p in run.iterdir() if "checkpoint" in p.name)
+    assert names == ["checkpoint-6", "checkpoint-8"]  # broken 7 and its staging folder cleaned up after 8 exists
+
+
+def test_rotation_counts_only_complete_checkpoints(tmp_path):
+    from modeling_finsta.training import rotate_checkpoints
+
+    def checkpoint(step, complete=True):
+        folder = tmp_path / f"checkpoint-{step}"
+        folder.mkdir()
+        if complete:
+            (folder / "trainer_state.json").write_text("{}")
+
+    checkpoint(2), checkpoint(4), checkpoint(5, complete=False)
+    (tmp_path / f"{STAGING_PREFIX}checkpoint-3").mkdir()
+    (tmp_path / f"{STAGING_PREFIX}checkpoint-5").mkdir()
+    rotate_checkpoints(tmp_path, 2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["checkpoint-2", "checkpoint-4", "checkpoint-5", f"{STAGING_PREFIX}checkpoint-5"]
+    )  # the broken 5 is newer than every good one: kept for now; the stale staging 3 is gone
+    checkpoint(6)
+    rotate_checkpoints(tmp_path, 2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-4", "checkpoint-6"]
+
+
+def test_training_on_nan_stops_with_a_message(tmp_path, capsys):
+    from modeling_finsta.training import TrainingDivergedError
+
+    recipe = tiny_recipe("training.max_steps=3", "training.save_steps=null")
+    model, processor = build_model_and_processor(recipe)
+    dataset = build_datasets(recipe, processor)["train"]
+    for index in range(len(dataset)):  # one bad pixel in every clip: the first batch already has it
+        poisoned = dict(dataset[index])
+        poisoned["pixel_values"] = poisoned["pixel_values"].clone()
+        poisoned["pixel_values"][0, 0, 0, 0] = float("nan")
+        dataset.examples[index] = poisoned
+    with pytest.raises(TrainingDivergedError, match=r"training stopped at step \d+: pixel_values contains NaN"):
+        train(recipe, tmp_path / "run", train_dataset=dataset, model=model, processor=processor)
 
 
 def test_a_save_killed_half_way_leaves_no_checkpoint_behind(tmp_path, monkeypatch):

@@ -341,7 +341,8 @@ def test_numpy_and_pil_inputs_are_sampled_like_files():
     "bad, error, message",
     [
         (np.zeros((4, 8, 8), dtype=np.uint8), ValueError, r"\[T, H, W, 3\]"),
-        (np.zeros((4, 8, 8, 3), dtype=np.float32), ValueError, "uint8"),
+        (np.full((4, 8, 8, 3), 2.0, dtype=np.float32), ValueError, r"outside \[0, 1\]"),
+        (np.zeros((4, 8, 8, 3), dtype=np.int16), ValueError, "uint8"),
         (np.zeros((0, 8, 8, 3), dtype=np.uint8), VideoDecodingError, "no frames"),
         ([], VideoDecodingError, "empty"),
         ([np.zeros((8, 8, 3), np.uint8), np.zeros((4, 8, 3), np.uint8)], ValueError, "same size"),
@@ -583,3 +584,31 @@ def test_module_imports_without_pyav_and_as_a_standalone_file():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[0, 5]"
+
+
+def test_tensor_and_channels_first_videos_are_accepted_and_equal_the_uint8_array():
+    import torch
+
+    from modeling_finsta import FinstaProcessor
+    from tiny_models import tiny_clip_tokenizer
+
+    rng = np.random.default_rng(0)
+    video = rng.integers(0, 256, size=(5, 16, 16, 3), dtype=np.uint8)
+    expected, _ = load_video(video, num_frames=4)
+    forms = {
+        "tensor THWC": torch.from_numpy(video),
+        "tensor TCHW": torch.from_numpy(video).permute(0, 3, 1, 2),
+        "float tensor in [0, 1]": torch.from_numpy(video).float() / 255,
+        "array TCHW": video.transpose(0, 3, 1, 2),
+        "list of arrays": list(video),
+        "list of CHW tensors": [torch.from_numpy(frame).permute(2, 0, 1) for frame in video],
+    }
+    for name, form in forms.items():
+        frames, _ = load_video(form, num_frames=4)
+        assert np.array_equal(frames, expected), name
+    processor = FinstaProcessor(tokenizer=tiny_clip_tokenizer(), num_frames=4, video_preprocessing={"size": 16, "crop_size": 16})
+    reference = processor(videos=[video])["pixel_values"]
+    for name, form in forms.items():
+        assert torch.equal(processor(videos=[form])["pixel_values"], reference), name
+    assert torch.equal(processor(videos=forms["tensor TCHW"])["pixel_values"], reference)  # one video, not a list
+    assert processor(videos=torch.from_numpy(np.stack([video, video])))["pixel_values"].shape[0] == 2  # [B, T, H, W, C]

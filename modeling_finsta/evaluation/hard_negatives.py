@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any, Mapping, Optional, Sequence, Union
 import torch
 import torch.nn.functional as F
 
+from ..readers.text_files import DataFileError, check_text, read_jsonl
 from ..scene_graphs import ParsedTextSceneGraph
 from .encoding import check_dsg, check_mode, encode_captions, encode_videos
 from .metrics import hard_negative_accuracy
@@ -145,20 +145,18 @@ def read_hard_negative_suites(
     dropped = 0
     for path in files:
         items = []
-        with open(path, encoding="utf-8") as handle:
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                    video_id, caption, negative = record["video_id"], record["caption"], record["negative"]
-                except (json.JSONDecodeError, KeyError, TypeError) as error:
-                    raise ValueError(
-                        f"{path}: line {number}: expected an object with 'video_id', 'caption' and 'negative' ({error})"
-                    ) from error
-                if video_id not in index:
-                    dropped += 1
-                    continue
-                items.append(HardNegativeItem(index[video_id], caption, negative, graphs.get(caption), graphs.get(negative)))
+        for number, record in read_jsonl(path, "hard-negative suite"):
+            try:
+                video_id, caption, negative = record["video_id"], record["caption"], record["negative"]
+            except (KeyError, TypeError) as error:
+                raise DataFileError(
+                    f"{path}: line {number}: expected an object with 'video_id', 'caption' and 'negative' ({error!r})"
+                ) from None
+            check_text(caption, f"{path}: line {number}: caption")
+            check_text(negative, f"{path}: line {number}: negative")
+            if video_id not in index:
+                dropped += 1
+                continue
+            items.append(HardNegativeItem(index[video_id], caption, negative, graphs.get(caption), graphs.get(negative)))
         suites[path.stem] = items
     return suites, dropped

@@ -4,12 +4,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence, Union
 
 import torch
 
+from ..readers.text_files import DataFileError, check_text, read_jsonl
 from ..scene_graphs import ParsedTextSceneGraph
 from .dsg_quality import SlotLocalisationCounts, update_localisation
 from .encoding import (
@@ -216,13 +216,11 @@ def read_text_scene_graphs(path: Union[str, Path]) -> dict[str, ParsedTextSceneG
     """``{caption: graph}`` from a ``text_scene_graphs.jsonl`` (lines ``{"caption", "graph"}``, as finsta-synth exports)."""
     path = Path(path)
     graphs: dict[str, ParsedTextSceneGraph] = {}
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-                graphs[record["caption"]] = ParsedTextSceneGraph.from_dict(record["graph"])
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
-                raise ValueError(f"{path}: line {number}: expected {{'caption': str, 'graph': {{...}}}} ({error})") from error
+    for number, record in read_jsonl(path, "text scene graphs"):
+        try:
+            graphs[check_text(record["caption"], f"{path}: line {number}: caption")] = ParsedTextSceneGraph.from_dict(record["graph"])
+        except (KeyError, TypeError, ValueError) as error:
+            if isinstance(error, DataFileError):
+                raise
+            raise DataFileError(f"{path}: line {number}: expected {{'caption': str, 'graph': {{...}}}} ({error!r})") from None
     return graphs

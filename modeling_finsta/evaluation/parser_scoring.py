@@ -11,11 +11,11 @@ This is tooling: it does not travel with a saved processor as remote code.
 
 from __future__ import annotations
 
-import json
 import os
 from collections import Counter
 from typing import Any, Optional, Sequence
 
+from ..readers.text_files import DataFileError, read_jsonl
 from ..scene_graphs import ParsedTextSceneGraph
 from ..text_scene_graph_parser import TextSceneGraphParser
 
@@ -26,21 +26,16 @@ def load_gold_records(path: Optional[str] = None) -> list[dict[str, Any]]:
     """Read the caption scene-graph gold set (JSONL: caption, objects, triplets, attributes, adverbs)."""
     path = path or GOLD_SET_PATH
     records = []
-    with open(path, encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{path}:{line_number}: not valid JSON ({error})") from error
-            for key, kind in (("caption", str), ("objects", list), ("triplets", list)):
-                if not isinstance(record.get(key), kind):
-                    raise ValueError(f"{path}:{line_number}: field {key!r} must be a {kind.__name__}")
-            for triplet in record["triplets"]:
-                if not (isinstance(triplet, list) and len(triplet) == 3):
-                    raise ValueError(f"{path}:{line_number}: each triplet must be [subject, predicate, object|null], got {triplet!r}")
-            records.append(record)
+    for line_number, record in read_jsonl(path, "caption scene-graph gold set"):
+        for key, kind in (("caption", str), ("objects", list), ("triplets", list)):
+            if not isinstance(record.get(key), kind):
+                raise DataFileError(f"{path}: line {line_number}: field {key!r} must be a {kind.__name__}")
+        for triplet in record["triplets"]:
+            if not (isinstance(triplet, list) and len(triplet) == 3):
+                raise DataFileError(
+                    f"{path}: line {line_number}: each triplet must be [subject, predicate, object|null], got {triplet!r}"
+                )
+        records.append(record)
     return records
 
 

@@ -20,14 +20,14 @@ Missing files raise ``FileNotFoundError`` naming the file; malformed content rai
 
 from __future__ import annotations
 
-import csv
-import json
 import logging
 import os
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence, Union
+
+from .text_files import DataFileError, check_text, read_csv_rows, read_json, read_lines, require_file
 
 logger = logging.getLogger(__name__)
 
@@ -39,8 +39,8 @@ VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".avi", ".mov", ".m4v", ".mpg", ".m
 SCENE_GRAPH_FOLDER = "scene_graphs"
 
 
-class RetrievalDatasetError(ValueError):
-    """A dataset annotation file is malformed or inconsistent; the message names file and field."""
+RetrievalDatasetError = DataFileError
+"""A dataset annotation file is malformed, not UTF-8 or inconsistent; the message names file, line and field."""
 
 
 @dataclass
@@ -88,24 +88,9 @@ class RetrievalSplit:
 # ----------------------------------------------------------------------------------------------
 
 
-def _require_file(path: Path, purpose: str) -> Path:
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: file not found ({purpose})")
-    return path
-
-
-def _read_json(path: Path, purpose: str) -> Any:
-    with open(_require_file(path, purpose), encoding="utf-8") as handle:
-        try:
-            return json.load(handle)
-        except json.JSONDecodeError as error:
-            raise RetrievalDatasetError(f"{path}: invalid JSON at line {error.lineno}: {error.msg}") from error
-
-
 def _read_id_list(path: Path, purpose: str) -> list[str]:
     """One id per line; blank lines are ignored, duplicates are an error (they would skew recall)."""
-    with open(_require_file(path, purpose), encoding="utf-8") as handle:
-        ids = [line.strip() for line in handle if line.strip()]
+    ids = [line for _, line in read_lines(path, purpose)]
     _check_unique(ids, str(path))
     if not ids:
         raise RetrievalDatasetError(f"{path}: no video ids found")
@@ -118,18 +103,6 @@ def _check_unique(ids: Sequence[str], where: str) -> None:
         if video_id in seen:
             raise RetrievalDatasetError(f"{where}: video id {video_id!r} is listed twice (entry {line_number})")
         seen.add(video_id)
-
-
-def _read_csv_rows(path: Path, purpose: str, required_columns: Sequence[str]) -> list[dict[str, str]]:
-    with open(_require_file(path, purpose), encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle)
-        missing = [column for column in required_columns if column not in (reader.fieldnames or [])]
-        if missing:
-            raise RetrievalDatasetError(f"{path}: missing column(s) {missing} in header {reader.fieldnames}")
-        rows = list(reader)
-    if not rows:
-        raise RetrievalDatasetError(f"{path}: no rows after the header")
-    return rows
 
 
 class _VideoFolder:
@@ -247,7 +220,7 @@ def _build_split(
 def _clean_caption(caption: Any, where: str) -> str:
     if not isinstance(caption, str) or not caption.strip():
         raise RetrievalDatasetError(f"{where}: expected a non-empty caption string, got {caption!r}")
-    return caption.strip()
+    return check_text(caption.strip(), where)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -263,7 +236,7 @@ MSRVTT_SPLIT_FILES = {
 
 
 def _msrvtt_sentences(data_path: Path) -> dict[str, list[str]]:
-    data = _read_json(data_path, "MSR-VTT captions")
+    data = read_json(data_path, "MSR-VTT captions")
     if not isinstance(data, dict) or "sentences" not in data:
         raise RetrievalDatasetError(f"{data_path}: missing field 'sentences'")
     sentences: dict[str, list[str]] = {}
@@ -303,17 +276,17 @@ def read_msrvtt(
     options = dict(require_videos=require_videos, skip_missing_videos=skip_missing_videos, dataset=f"MSR-VTT {split}")
 
     if split == "test":
-        rows = _read_csv_rows(split_path, "MSR-VTT 1k-A test split", ("video_id", "sentence"))
-        video_ids = [row["video_id"].strip() for row in rows]
+        rows = read_csv_rows(split_path, "MSR-VTT 1k-A test split", ("video_id", "sentence"))
+        video_ids = [row["video_id"].strip() for _, row in rows]
         _check_unique(video_ids, str(split_path))
         captions_by_video = {
-            row["video_id"].strip(): [_clean_caption(row["sentence"], f"{split_path}: row {line} sentence")]
-            for line, row in enumerate(rows, start=2)
+            row["video_id"].strip(): [_clean_caption(row["sentence"], f"{split_path}: line {line} sentence")]
+            for line, row in rows
         }
         return _build_split(root, video_ids, captions_by_video, videos_dir, **options)
 
-    rows = _read_csv_rows(split_path, f"MSR-VTT {split} split", ("video_id",))
-    video_ids = [row["video_id"].strip() for row in rows]
+    rows = read_csv_rows(split_path, f"MSR-VTT {split} split", ("video_id",))
+    video_ids = [row["video_id"].strip() for _, row in rows]
     _check_unique(video_ids, str(split_path))
     data_path = root / "MSRVTT_data.json"
     sentences = _msrvtt_sentences(data_path)
@@ -354,7 +327,7 @@ def read_msvd(
     videos_dir = Path(videos_dir) if videos_dir is not None else root / "YouTubeClips"
     list_path = root / f"{split}_list.txt"
     video_ids = _read_id_list(list_path, f"MSVD {split} split")
-    captions_path = _require_file(root / "raw-captions.pkl", "MSVD captions")
+    captions_path = require_file(root / "raw-captions.pkl", "MSVD captions")
     with open(captions_path, "rb") as handle:
         raw_captions = pickle.load(handle)
     if not isinstance(raw_captions, dict):
@@ -421,7 +394,7 @@ def read_didemo(
     list_path = root / f"{split}_list.txt"
     listed_ids = _read_id_list(list_path, f"DiDeMo {split} split")
     data_path = root / f"{split}_data.json"
-    entries = _read_json(data_path, f"DiDeMo {split} descriptions")
+    entries = read_json(data_path, f"DiDeMo {split} descriptions")
     if not isinstance(entries, list):
         raise RetrievalDatasetError(
             f"{data_path}: expected a list of moment annotations, got {type(entries).__name__}"

@@ -40,7 +40,7 @@ from .recipes import (
     apply_overrides,
     load_recipe,
 )
-from .trainer import STAGING_PREFIX, FinstaTrainer, last_complete_checkpoint
+from .trainer import STAGING_PREFIX, FinstaTrainer, checkpoint_folders, last_complete_checkpoint, rotate_checkpoints
 from .tiny_clip import tiny_clip_config
 from .word_tokenizer import build_word_tokenizer, caption_words
 from .examples import (
@@ -58,6 +58,9 @@ from .peft_finsta import (
     get_finsta_peft_model,
 )
 from .run import (
+    TrainingDivergedError,
+    checkpoint_step,
+    mean_logged_loss,
     SUMMARY_FILE,
     LazyRetrievalDataset,
     TrainingResult,
@@ -87,6 +90,11 @@ __all__ = [
     "STAGING_PREFIX",
     "FinstaTrainer",
     "last_complete_checkpoint",
+    "checkpoint_folders",
+    "rotate_checkpoints",
+    "TrainingDivergedError",
+    "checkpoint_step",
+    "mean_logged_loss",
     # tiny_clip.py
     "tiny_clip_config",
     # word_tokenizer.py

@@ -17,7 +17,7 @@ import sys
 from typing import Optional, Sequence
 
 from .recipes import RecipeError, load_recipe
-from .run import train
+from .run import TrainingDivergedError, train
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -37,7 +37,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (RecipeError, FileNotFoundError) as error:
         print(f"finsta-train: {error}", file=sys.stderr)
         return 2
-    result = train(recipe, arguments.output_dir, resume=arguments.resume)
+    try:
+        result = train(recipe, arguments.output_dir, resume=arguments.resume)
+    except TrainingDivergedError as error:
+        print(f"finsta-train: {error}", file=sys.stderr)
+        return 1
     if int(os.environ.get("RANK", "0")) == 0:
         loss = result.metrics.get("train_loss")
         print(

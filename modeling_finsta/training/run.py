@@ -23,6 +23,7 @@ import torch
 from torch.utils.data import Dataset
 from transformers import TrainerCallback, TrainingArguments
 
+from ..modeling_finsta import NonFiniteValueError
 from .examples import FinstaExampleDataset, finsta_synth_examples, finsta_synth_hard_negatives, finsta_synth_tokenizer
 from .peft_finsta import finsta_lora_config, get_finsta_peft_model
 from .recipes import TINY_BACKBONE, LoraSettings, RecipeError, TrainingRecipe, load_recipe
@@ -366,7 +367,19 @@ def train(
     checkpoint = last_complete_checkpoint(output_dir) if resume else None
     if resume and checkpoint is None:
         logger.warning("train(resume=True): no complete checkpoint in %s; starting from step 0", output_dir)
-    output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint is not None else None)
+    elif checkpoint is not None and trainer.args.should_save:
+        print(f"resuming from {checkpoint} (step {checkpoint_step(checkpoint)} of {args.max_steps})", flush=True)
+    try:
+        output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint is not None else None)
+    except NonFiniteValueError as error:
+        last = last_complete_checkpoint(output_dir)
+        raise TrainingDivergedError(
+            f"training stopped at step {trainer.state.global_step}: {error}. Nothing was trained on it; "
+            + (f"the last complete checkpoint is {last} (--resume continues from it)" if last else "no checkpoint was written yet")
+            + "; lower the learning rate, check the data, or enable gradient clipping (training.max_grad_norm)."
+        ) from error
+    # Trainer's train_loss covers only the steps of this process; the logs cover the whole run.
+    output.metrics["train_loss"] = mean_logged_loss(trainer.state.log_history, output.metrics.get("train_loss"))
 
     summary = {
         "recipe": recipe.to_dict(),
@@ -391,6 +404,26 @@ def train(
     )
 
 
+class TrainingDivergedError(RuntimeError):
+    """Training stopped because the loss (or an input) was NaN or Inf; the message says where and what to do."""
+
+
+def checkpoint_step(checkpoint: Path) -> int:
+    """The global step a ``checkpoint-N`` folder was written at."""
+    return int(Path(checkpoint).name.rsplit("-", 1)[-1])
+
+
+def mean_logged_loss(log_history: Sequence[dict[str, Any]], fallback: Optional[float] = None) -> Optional[float]:
+    """Mean training loss over the whole run from Trainer's logs (each logged loss averages the steps since the
+    previous log), so a resumed run reports the same mean as an uninterrupted one."""
+    total, steps, previous = 0.0, 0, 0
+    for entry in log_history:
+        if "loss" in entry and "step" in entry:
+            span = entry["step"] - previous
+            total, steps, previous = total + entry["loss"] * span, steps + span, entry["step"]
+    return total / steps if steps else fallback
+
+
 def _versions() -> dict[str, str]:
     import transformers
 
@@ -401,10 +434,14 @@ def _versions() -> dict[str, str]:
         versions["finsta-transformers"] = version("finsta-transformers")
     except Exception:  # not installed as a distribution
         pass
+    return versions
 
 
 __all__ = [
     "SUMMARY_FILE",
+    "TrainingDivergedError",
+    "checkpoint_step",
+    "mean_logged_loss",
     "LazyRetrievalDataset",
     "TrainingResult",
     "build_datasets",

@@ -17,7 +17,7 @@ from typing import Optional, Union
 
 import torch
 from transformers import Trainer
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 logger = logging.getLogger(__name__)
 
@@ -52,25 +52,62 @@ def _is_complete_checkpoint(folder: Path) -> bool:
     return folder.is_dir() and (folder / "trainer_state.json").is_file()
 
 
+def checkpoint_folders(output_dir: Union[str, os.PathLike]) -> list[tuple[int, Path]]:
+    """``(step, folder)`` of every ``checkpoint-N`` in ``output_dir``, oldest first (staging folders excluded)."""
+    folder = Path(output_dir)
+    if not folder.is_dir():
+        return []
+    steps = []
+    for child in folder.iterdir():
+        name = child.name
+        if child.is_dir() and name.startswith(f"{PREFIX_CHECKPOINT_DIR}-") and name[len(PREFIX_CHECKPOINT_DIR) + 1 :].isdigit():
+            steps.append((int(name[len(PREFIX_CHECKPOINT_DIR) + 1 :]), child))
+    return sorted(steps)
+
+
 def last_complete_checkpoint(output_dir: Union[str, os.PathLike]) -> Optional[Path]:
     """The highest ``checkpoint-N`` in ``output_dir`` that was completely written, or None.
 
     Staging folders (``.incomplete-checkpoint-N``) never match, and a ``checkpoint-N`` without its
     ``trainer_state.json`` (e.g. written by a non-atomic writer that was killed) is skipped.
     """
-    folder = Path(output_dir)
-    if not folder.is_dir():
-        return None
-    steps = []
-    for child in folder.iterdir():
-        name = child.name
-        if name.startswith(f"{PREFIX_CHECKPOINT_DIR}-") and name[len(PREFIX_CHECKPOINT_DIR) + 1 :].isdigit():
-            steps.append((int(name[len(PREFIX_CHECKPOINT_DIR) + 1 :]), child))
-    for _, child in sorted(steps, reverse=True):
+    for _, child in reversed(checkpoint_folders(output_dir)):
         if _is_complete_checkpoint(child):
             return child
         logger.warning("ignoring incomplete checkpoint %s (no trainer_state.json)", child)
     return None
+
+
+def rotate_checkpoints(
+    output_dir: Union[str, os.PathLike], save_total_limit: Optional[int], best_model_checkpoint: Optional[str] = None
+) -> list[Path]:
+    """Keep the newest ``save_total_limit`` *complete* checkpoints (and the best one); returns what was deleted.
+
+    Unlike transformers' rotation, a broken ``checkpoint-N`` (no ``trainer_state.json``) never counts
+    towards the limit, so it can never push out a good checkpoint. Broken checkpoints and leftover
+    staging folders are deleted only once a newer complete checkpoint exists; until then they are
+    left for inspection (and a run that reaches their step replaces them).
+    """
+    folder = Path(output_dir)
+    folders = checkpoint_folders(folder)
+    complete = [(step, path) for step, path in folders if _is_complete_checkpoint(path)]
+    deleted: list[Path] = []
+    if complete and save_total_limit is not None and save_total_limit > 0:
+        keep = {path for _, path in complete[-save_total_limit:]}
+        if best_model_checkpoint:
+            keep.add(Path(best_model_checkpoint))
+        deleted += [path for _, path in complete if path not in keep]
+    if complete:
+        newest = complete[-1][0]
+        deleted += [path for step, path in folders if step < newest and not _is_complete_checkpoint(path)]
+        for staging in folder.glob(f"{STAGING_PREFIX}{PREFIX_CHECKPOINT_DIR}-*"):
+            step = staging.name[len(STAGING_PREFIX) + len(PREFIX_CHECKPOINT_DIR) + 1 :]
+            if step.isdigit() and int(step) <= newest:
+                deleted.append(staging)
+    for path in deleted:
+        logger.info("deleting %s", path)
+        shutil.rmtree(path, ignore_errors=True)
+    return deleted
 
 
 class FinstaTrainer(Trainer):
@@ -141,12 +178,7 @@ class FinstaTrainer(Trainer):
                     self.state.save_to_json(str(staging / name / "trainer_state.json"))
             self._publish_checkpoint(staging / name, run_dir / name)
             shutil.rmtree(staging, ignore_errors=True)
-            rotate_checkpoints(
-                output_dir=str(run_dir),
-                save_total_limit=self.args.save_total_limit,
-                best_model_checkpoint=self.state.best_model_checkpoint,
-                use_mtime=False,
-            )
+            rotate_checkpoints(run_dir, self.args.save_total_limit, self.state.best_model_checkpoint)
         self.accelerator.wait_for_everyone()
 
     @staticmethod
@@ -164,4 +196,4 @@ class FinstaTrainer(Trainer):
         _fsync_folder(final.parent)
 
 
-__all__ = ["STAGING_PREFIX", "FinstaTrainer", "last_complete_checkpoint"]
+__all__ = ["STAGING_PREFIX", "FinstaTrainer", "checkpoint_folders", "last_complete_checkpoint", "rotate_checkpoints"]
