@@ -10,7 +10,7 @@ from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 SUPPORTED_BACKBONES = ("clip", "xclip")
 TEMPORAL_HEADS = ("meanP", "seqTransf")
 INFERENCE_MODES = ("distilled", "fused")
-DISTILLATION_TARGETS = ("similarity", "embedding")
+DISTILLATION_TARGETS = ("similarity", "embedding", "fused_embedding")
 
 # Each switch removes one component the paper ablates (Finsta, TPAMI 2024, ablation study).
 ABLATION_SWITCHES = (
@@ -66,9 +66,17 @@ class FinstaConfig(PreTrainedConfig):
             component ablated in the paper. PTC contrasts each clip with itself with frames reversed and
             shuffled twice: per predicate (its subject/object tracks) and, [ours], per caption on the
             embedding retrieval ranks by, so that order reaches the fused embedding.
-        distillation_target (`str`, defaults to `"similarity"`): what the host is distilled towards.
+        distillation_target (`str`, defaults to `"similarity"`): what the host is distilled towards [ours].
             `"similarity"`: the fused model's retrieval distributions over the batch (KL); `"embedding"`:
-            the graph embeddings themselves (1 - cosine). See `losses.py`.
+            the graph embeddings themselves (1 - cosine); `"fused_embedding"`: the fused embeddings
+            (1 - cosine, teacher detached), so the host learns to produce what host + graph produce. See `losses.py`.
+        token_distillation_loss_weight (`float`, defaults to 0.0): [ours] token-level transfer: the host's text
+            token states of each TSG node and its patch tokens of each DSG node are pulled (through a linear head
+            each) towards the graph encoder's node states (teacher detached). 0 disables it and its heads.
+        use_scene_graph_structure (`bool`, defaults to `True`): [ours, capacity control, not a paper ablation]
+            `False` keeps every encoder and loss but gives them no structure: the text graph is every token
+            (fully connected, no edge types) and the video graph a fixed grid of `num_latent_slots` regions per
+            frame, so a comparison shows what the scene graphs' structure adds beyond the extra capacity.
         initializer_range (`float`, defaults to 0.02).
     """
 
@@ -103,6 +111,8 @@ class FinstaConfig(PreTrainedConfig):
         ptc_loss_weight: float = 0.5,
         distillation_loss_weight: float = 1.0,
         distillation_target: str = "similarity",
+        token_distillation_loss_weight: float = 0.0,
+        use_scene_graph_structure: bool = True,
         use_stgd: bool = True,
         use_temporal_coreference_edges: bool = True,
         use_predicate_attribute_nodes: bool = True,
@@ -139,6 +149,8 @@ class FinstaConfig(PreTrainedConfig):
         self.ptc_loss_weight = ptc_loss_weight
         self.distillation_loss_weight = distillation_loss_weight
         self.distillation_target = distillation_target
+        self.token_distillation_loss_weight = token_distillation_loss_weight
+        self.use_scene_graph_structure = use_scene_graph_structure
         self.use_stgd = use_stgd
         self.use_temporal_coreference_edges = use_temporal_coreference_edges
         self.use_predicate_attribute_nodes = use_predicate_attribute_nodes
@@ -172,6 +184,21 @@ class FinstaConfig(PreTrainedConfig):
     def get_text_config(self, *args, **kwargs) -> PreTrainedConfig:
         """The host's text config (the tokenizer, special tokens and embeddings all belong to the host)."""
         return self.backbone_config.get_text_config(*args, **kwargs)
+
+    @classmethod
+    def from_dict(cls, config_dict: dict[str, Any], **kwargs) -> "FinstaConfig":
+        """As transformers' ``from_dict``, but Finsta's own arguments given as keyword arguments (e.g.
+        ``FinstaModel.from_pretrained(folder, temporal_head="seqTransf")``) go through ``__init__``, so they
+        are validated and what derives from them (``graph_intermediate_size``) follows."""
+        import inspect
+
+        own = set(inspect.signature(cls.__init__).parameters) - {"self", "kwargs", "backbone_config"}
+        config_dict = dict(config_dict)
+        for key in [k for k in kwargs if k in own]:
+            config_dict[key] = kwargs.pop(key)
+            if key == "graph_hidden_size" and "graph_intermediate_size" not in kwargs:
+                config_dict.pop("graph_intermediate_size", None)
+        return super().from_dict(config_dict, **kwargs)
 
     @classmethod
     def get_config_dict(cls, pretrained_model_name_or_path, **kwargs) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -245,13 +272,14 @@ class FinstaConfig(PreTrainedConfig):
             "osc_loss_weight",
             "ptc_loss_weight",
             "distillation_loss_weight",
+            "token_distillation_loss_weight",
         ):
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 fail(field, "a non-negative number")
         if self.graph_dropout >= 1:
             fail("graph_dropout", "a number in [0, 1)")
-        for field in ABLATION_SWITCHES:
+        for field in (*ABLATION_SWITCHES, "use_scene_graph_structure"):
             if not isinstance(getattr(self, field), bool):
                 fail(field, "a bool")
 

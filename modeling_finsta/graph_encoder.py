@@ -219,6 +219,9 @@ class FinstaGraphEncoder(nn.Module):
         self.osc_video_head = nn.Linear(hidden, hidden)
         self.ptc_text_head = nn.Linear(hidden, hidden)
         self.ptc_video_head = nn.Linear(hidden, hidden)
+        if config.token_distillation_loss_weight > 0:
+            self.token_text_head = nn.Linear(text_hidden_size, hidden)
+            self.token_video_head = nn.Linear(vision_hidden_size, hidden)
         self.graph_logit_scale = nn.Parameter(torch.tensor(INITIAL_LOGIT_SCALE))
         self.osc_logit_scale = nn.Parameter(torch.tensor(INITIAL_LOGIT_SCALE))
         self.ptc_logit_scale = nn.Parameter(torch.tensor(INITIAL_LOGIT_SCALE))
@@ -240,9 +243,11 @@ class FinstaGraphEncoder(nn.Module):
         hidden = self.text_node_proj(pooled) + self.text_node_type_embedding(node_types * node_mask)
         hidden = hidden * node_mask.unsqueeze(-1).to(hidden.dtype)
 
-        edges = edge_types * (node_mask.unsqueeze(-1) & node_mask.unsqueeze(-2))
+        pairs = node_mask.unsqueeze(-1) & node_mask.unsqueeze(-2)
+        edges = edge_types * pairs
         reverse = edges.transpose(1, 2)
-        allowed = (edges > 0) | (reverse > 0)
+        # The capacity control has no structure to follow: its token nodes attend to one another freely.
+        allowed = pairs if not self.config.use_scene_graph_structure else (edges > 0) | (reverse > 0)
         bias = (self.text_edge_bias(edges) + self.text_reverse_edge_bias(reverse)).permute(0, 3, 1, 2)
         bias = bias + allowed_to_bias(allowed, hidden.dtype).unsqueeze(1)
         for layer in self.text_layers:
@@ -253,6 +258,33 @@ class FinstaGraphEncoder(nn.Module):
         graph_embeds = F.normalize(self.text_graph_projection(self.text_output_norm(pooled_graph)), dim=-1)
         graph_embeds = graph_embeds * has_graph.unsqueeze(-1).to(graph_embeds.dtype)
         return TextGraphEncoding(hidden, node_mask, node_types, edges, pooled, graph_embeds, has_graph)
+
+    @staticmethod
+    def token_graph(attention_mask: torch.Tensor) -> TextSceneGraphBatch:
+        """[ours, capacity control] Every real token a node of one type, no edges (``use_scene_graph_structure=False``)."""
+        mask = attention_mask.bool()
+        node_types = mask.long() * TEXT_NODE_TYPES["object"]
+        edge_types = torch.zeros(*mask.shape, mask.shape[-1], dtype=torch.long, device=mask.device)
+        return TextSceneGraphBatch(node_types, torch.diag_embed(mask.float()), edge_types)
+
+    def grid_regions(
+        self, patch_tokens: torch.Tensor, grid_size: tuple[int, int], video_mask: Optional[torch.Tensor]
+    ) -> tuple[VideoGraphInputs, torch.Tensor]:
+        """[ours, capacity control] A fixed grid of ``num_latent_slots`` regions per frame instead of objects: the
+        same encoder over the same patch tokens, with no object, track or relation structure."""
+        batch, frames = patch_tokens.shape[:2]
+        slots = self.config.num_latent_slots
+        rows = max(r for r in range(1, int(math.isqrt(slots)) + 1) if slots % r == 0)
+        columns = slots // rows
+        ys, xs = torch.arange(rows, dtype=torch.float32) / rows, torch.arange(columns, dtype=torch.float32) / columns
+        y, x = torch.meshgrid(ys, xs, indexing="ij")
+        tiles = torch.stack([x.flatten(), y.flatten(), x.flatten() + 1 / columns, y.flatten() + 1 / rows], dim=-1)
+        boxes = tiles.to(patch_tokens.device).expand(batch, frames, slots, 4)
+        node_mask = torch.ones(batch, frames, slots, dtype=torch.bool, device=patch_tokens.device)
+        if video_mask is not None:
+            node_mask = node_mask & video_mask.bool().unsqueeze(-1)
+        weights = box_patch_weights(boxes, *grid_size) * node_mask.unsqueeze(-1)
+        return VideoGraphInputs(pool_by_weights(patch_tokens, weights), boxes, node_mask, None), weights
 
     # ---------------------------------------------------------------------------------- video side
     def build_video_graph(
@@ -265,7 +297,10 @@ class FinstaGraphEncoder(nn.Module):
         """DSG nodes from an annotated graph (boxes RoI-pooled on the patch grid) or the latent builder.
 
         Returns the graph inputs and the patch weights ``[B, T, S, N]`` used to pool node features.
+        With ``use_scene_graph_structure=False`` (the capacity control) it is a fixed grid of regions.
         """
+        if not self.config.use_scene_graph_structure:
+            return self.grid_regions(patch_tokens, grid_size, video_mask)
         if video_graph is None:
             latent = self.latent_builder(patch_tokens, grid_size, video_mask)
             weights, boxes, node_mask, relations = latent["assignment"], latent["boxes"], latent["node_mask"], None

@@ -222,9 +222,10 @@ def similarity_distillation_loss(
 def distillation_loss(
     host_embeds: torch.Tensor, graph_embeds: torch.Tensor, mask: Optional[torch.Tensor] = None
 ) -> torch.Tensor:
-    """[ours] 1 - cosine between the host's embeddings and the graph encoder's (stop-gradient on the graph side).
+    """[ours] 1 - cosine between a student and its detached teacher (``[..., D]``, ``mask [...]`` of valid rows).
 
-    This is what transfers structure into the host so that the distilled mode needs no scene graph.
+    Used for the transfer into the host: host embeddings towards graph or fused embeddings, and host
+    token / patch features towards graph node states (``token_distillation_loss``).
     """
     cosine = F.cosine_similarity(host_embeds.float(), graph_embeds.detach().float(), dim=-1)
     if mask is None:

@@ -57,6 +57,7 @@ LOSS_COMPONENTS = (
     "osc_loss",
     "ptc_loss",
     "distillation_loss",
+    "token_distillation_loss",
 )
 """Loss components of `FinstaOutput`; each is weighted by ``config.<name>_weight`` in ``loss``."""
 
@@ -71,7 +72,7 @@ class FinstaOutput(ModelOutput):
         host_text_embeds / host_video_embeds: the host's own embeddings (distilled mode returns these).
         text_graph_embeds / video_graph_embeds: pooled graph-encoder embeddings (None when not computed).
         contrastive_loss, fused_contrastive_loss, graph_contrastive_loss, osc_loss, ptc_loss,
-            distillation_loss: unweighted components (None when inactive). `contrastive_loss` is the
+            distillation_loss, token_distillation_loss: unweighted components (None when inactive). `contrastive_loss` is the
             host's own objective on its own embeddings; `fused_contrastive_loss` the same on the fused ones.
         video_graph_boxes / video_graph_node_mask: the DSG used (latent slots or annotations),
             `[B, T, S, 4]` normalised xyxy and `[B, T, S]`.
@@ -95,6 +96,7 @@ class FinstaOutput(ModelOutput):
     osc_loss: Optional[torch.FloatTensor] = None
     ptc_loss: Optional[torch.FloatTensor] = None
     distillation_loss: Optional[torch.FloatTensor] = None
+    token_distillation_loss: Optional[torch.FloatTensor] = None
     video_graph_boxes: Optional[torch.FloatTensor] = None
     video_graph_node_mask: Optional[torch.BoolTensor] = None
     text_model_output: Optional[BaseModelOutputWithPooling] = None
@@ -403,6 +405,9 @@ class FinstaModel(FinstaPreTrainedModel):
         self, host: HostTextOutput, input_ids, attention_mask, text_scene_graph
     ) -> Optional[TextGraphEncoding]:
         graph = TextSceneGraphBatch.from_value(text_scene_graph)
+        if not self.config.use_scene_graph_structure:  # the capacity control: every token, no structure
+            mask = attention_mask if attention_mask is not None else torch.ones(host.token_states.shape[:2], device=host.token_states.device)
+            return self.graph_encoder.encode_text_graph(host.token_states, self.graph_encoder.token_graph(mask))
         if graph is None:
             if input_ids is not None and self.config.inference_mode == "fused":
                 logger.warning_once(
@@ -454,9 +459,11 @@ class FinstaModel(FinstaPreTrainedModel):
         flat = lambda value: None if value is None else value.reshape(-1, *value.shape[len(per_video) if input_ids.dim() == 3 else 1 :])  # noqa: E731
         host = self.host_adapter.encode_text(self.backbone, flat(input_ids), flat(attention_mask))
         graph = None
-        if with_graphs and text_scene_graph is not None:
+        if with_graphs and (text_scene_graph is not None or not self.config.use_scene_graph_structure):
             tensors = text_scene_graph.to_dict() if isinstance(text_scene_graph, TextSceneGraphBatch) else text_scene_graph
-            graph = self._encode_text_graph(host, None, None, {k: flat(v) for k, v in tensors.items()})
+            graph = self._encode_text_graph(
+                host, None, flat(attention_mask), None if tensors is None else {k: flat(v) for k, v in tensors.items()}
+            )
         if mask is None:
             mask = torch.ones(per_video, dtype=torch.bool, device=input_ids.device)
         return HardNegativeCaptions(
@@ -473,6 +480,7 @@ class FinstaModel(FinstaPreTrainedModel):
             or (config.use_ptc and config.ptc_loss_weight > 0)
             or config.graph_contrastive_loss_weight > 0
             or config.distillation_loss_weight > 0
+            or config.token_distillation_loss_weight > 0
         )
 
     def _output_embeds(
@@ -504,6 +512,7 @@ class FinstaModel(FinstaPreTrainedModel):
             return losses
         losses["graph_contrastive_loss"] = self._graph_objective(encoded, negatives)
         losses["distillation_loss"] = self._distillation(encoded, negatives, logit_scale)
+        losses["token_distillation_loss"] = self._token_distillation(encoded)
         config = self.config
         need_osc = config.use_osc and config.osc_loss_weight > 0
         need_ptc = config.use_ptc and config.ptc_loss_weight > 0 and encoded.video_mask.shape[1] > 1
@@ -559,6 +568,12 @@ class FinstaModel(FinstaPreTrainedModel):
             return distillation_loss(host_text, encoded.text_graph.graph_embeds, encoded.text_graph.has_graph) + distillation_loss(
                 host_video, encoded.video_graph.graph_embeds
             )
+        if config.distillation_target == "fused_embedding":
+            teacher_text = encoded.text_embeds if encoded.fused else self._fuse(host_text, encoded.text_graph)
+            teacher_video = encoded.video_embeds if encoded.fused else self._fuse(host_video, encoded.video_graph)
+            return distillation_loss(host_text, teacher_text, encoded.text_graph.has_graph) + distillation_loss(
+                host_video, teacher_video
+            )
         # The teacher is the fused model: in fused mode those are the embeddings already computed.
         if encoded.fused:
             teacher_text, teacher_video = encoded.text_embeds, encoded.video_embeds
@@ -573,6 +588,21 @@ class FinstaModel(FinstaPreTrainedModel):
             host_text, host_video, teacher_text, teacher_video, logit_scale,
             None if negatives is None else negatives.host_embeds, teacher_negative, None if negatives is None else negatives.mask,
         )  # fmt: skip
+
+    def _token_distillation(self, encoded: FinstaEncodings) -> Optional[torch.Tensor]:
+        """[ours] Token-level transfer: the host's own token / patch features of each graph node, through a
+        linear head, towards that node's graph-encoder state (detached), so the structure the graph layers
+        compute is pulled into the host's states themselves."""
+        if self.config.token_distillation_loss_weight == 0:
+            return None
+        encoder, text, video = self.graph_encoder, encoded.text_graph, encoded.video_graph
+        text_term = distillation_loss(encoder.token_text_head(text.pooled_token_states), text.node_states, text.node_mask)
+        video_term = distillation_loss(
+            encoder.token_video_head(encoded.video_inputs.node_features.to(video.node_states.dtype)),
+            video.node_states,
+            video.node_mask,
+        )
+        return text_term + video_term
 
     def _coreference(self, encoded: FinstaEncodings) -> torch.Tensor:
         """HSG cross-modal coreference edges ``[B, N, S]`` between TSG nodes and the paired video's tracks."""

@@ -506,3 +506,34 @@ def test_generation_speed_sanity():
     elapsed = time.perf_counter() - start
     assert len(data.train) == 200
     print(f"generated 200 clips in {elapsed:.2f}s ({1000 * elapsed / 200:.1f} ms/clip)")
+
+
+def test_compositional_split_shares_no_held_out_combination_with_training():
+    from modeling_finsta.synth import COMPOSITIONAL_HELD_OUT, script_combinations
+
+    config = FinstaSynthConfig(seed=3, num_train=300, num_test=60, num_compositional=40, held_out=COMPOSITIONAL_HELD_OUT)
+    dataset = generate_finsta_synth(config)
+    held_out = set(COMPOSITIONAL_HELD_OUT)
+    for sample in dataset.train + dataset.test:
+        assert not script_combinations(sample.script, sample.objects) & held_out, sample.caption
+    assert len(dataset.compositional) == 40
+    for sample in dataset.compositional:
+        assert script_combinations(sample.script, sample.objects) & held_out, sample.caption
+    train_captions = {s.caption for s in dataset.train}
+    assert not train_captions & {s.caption for s in dataset.compositional}
+    assert {s.video_id for s in dataset.compositional}.isdisjoint({s.video_id for s in dataset.train + dataset.test})
+    assert set(dataset.compositional_hard_negatives) == set(dataset.hard_negatives)
+    assert all(n.video_index < 40 for suite in dataset.compositional_hard_negatives.values() for n in suite)
+    assert sum(len(suite) for suite in dataset.compositional_hard_negatives.values()) > 40
+    # The held-out combinations are really in the distribution: without holding them out, training has them.
+    plain = generate_finsta_synth(FinstaSynthConfig(seed=3, num_train=300, num_test=0))
+    assert any(script_combinations(s.script, s.objects) & held_out for s in plain.train)
+
+
+def test_held_out_combinations_are_validated():
+    with pytest.raises(ValueError, match="held_out"):
+        FinstaSynthConfig(held_out=(("mauve", "triangle", "towards", "subject"),))
+    with pytest.raises(ValueError, match="landmark"):
+        FinstaSynthConfig(held_out=(("red", "triangle", "appear", "landmark"),))
+    with pytest.raises(ValueError, match="num_compositional"):
+        FinstaSynthConfig(num_compositional=5)

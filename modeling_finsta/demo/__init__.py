@@ -1,44 +1,66 @@
-"""``finsta-demo``: the embedded default, Finsta vs plain CLIP4Clip on Finsta-Synth, trained and measured
-side by side (tooling: never travels with a checkpoint).
+"""``finsta-demo``: the embedded default, Finsta vs plain CLIP4Clip and two controls on Finsta-Synth,
+trained and measured side by side (tooling: never travels with a checkpoint).
 
-``comparison.py`` holds the variants and their training, evaluation and report (`run_demo`,
-`run_ablations`); ``cli.py`` the command line (`parse_arguments`, `main`; its docstring is the
+``variants.py`` holds the compared models (`VARIANTS`), the Finsta-Synth data they share and how one is
+built, trained and evaluated; ``comparison.py`` the seeds-and-splits comparison and its report
+(`run_demo`) and the ablations (`run_ablations`); ``post_training.py`` the paper's post-training
+protocol (`run_protocol`); ``cli.py`` the command line (`parse_arguments`, `main`; its docstring is the
 ``--help`` text).
 """
 
+from .cli import main, parse_arguments
 from .comparison import (
     BENCHMARK,
     DEMO,
     PAPER_ABLATION_DROPS,
-    PLAIN_HOST,
     RESULT_METRICS,
-    evaluate_variant,
-    finsta_head_settings,
+    aggregate,
+    beyond_noise,
     format_table,
-    model_variants,
-    prepare_data,
+    mean_and_sd,
     run_ablations,
     run_demo,
     summarise,
-    train_variant,
 )
-from .cli import main, parse_arguments
+from .variants import (
+    DEMO_VARIANTS,
+    PLAIN_HOST,
+    SAVED_VARIANT,
+    VARIANTS,
+    DemoData,
+    Variant,
+    build_model,
+    evaluate,
+    finsta_head_settings,
+    prepare_data,
+    shuffled_text_graph,
+    train_model,
+)
 
 __all__ = [
     "BENCHMARK",
     "DEMO",
+    "DEMO_VARIANTS",
     "PAPER_ABLATION_DROPS",
     "PLAIN_HOST",
     "RESULT_METRICS",
-    "evaluate_variant",
+    "SAVED_VARIANT",
+    "VARIANTS",
+    "DemoData",
+    "Variant",
+    "aggregate",
+    "beyond_noise",
+    "build_model",
+    "evaluate",
     "finsta_head_settings",
     "format_table",
     "main",
-    "model_variants",
+    "mean_and_sd",
     "parse_arguments",
     "prepare_data",
     "run_ablations",
     "run_demo",
+    "shuffled_text_graph",
     "summarise",
-    "train_variant",
+    "train_model",
 ]

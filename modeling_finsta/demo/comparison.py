@@ -1,36 +1,29 @@
-"""Finsta vs plain CLIP4Clip on Finsta-Synth, trained and measured side by side (``finsta-demo``).
+"""Finsta vs plain CLIP4Clip and two controls on Finsta-Synth, trained and measured side by side (``finsta-demo``).
 
-`run_demo` generates Finsta-Synth (`prepare_data`), trains every model of `model_variants` with the
-same budget (`train_variant`), evaluates retrieval and the hard-negative suites in both inference
-modes (`evaluate_variant`), prints one comparison table (`format_table`), writes ``results.json`` and
-keeps the latent Finsta checkpoint. `run_ablations` trains the annotated Finsta model once with
-everything on and once with each ablatable component switched off, and prints the drops beside the
-paper's (`PAPER_ABLATION_DROPS`). The command line is in ``cli.py``.
+`run_demo` trains every model of the chosen `VARIANTS` with the same budget for each seed, evaluates
+retrieval and the hard-negative suites on the in-distribution test split and on the compositional
+held-out split, in both inference modes where they apply, writes ``results.json`` after every model
+(a crash keeps what was measured), and prints one table of mean ± standard deviation over the seeds
+beside each suite's text-only reference, followed by the differences that exceed the noise.
+`run_ablations` trains the annotated Finsta model with everything on and with each ablatable
+component off, and prints the drops beside the paper's (`PAPER_ABLATION_DROPS`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
-from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Optional, Sequence
 
-import torch
-
-from ..configuration_finsta import ABLATION_SWITCHES, FinstaConfig
-from ..modeling_finsta import FinstaModel
-from ..processing_finsta import FinstaProcessor
-from ..training import (
-    FinstaExampleDataset,
-    finsta_synth_examples,
-    finsta_synth_hard_negatives,
-    finsta_synth_tokenizer,
-    tiny_clip_config,
-)
+from ..configuration_finsta import ABLATION_SWITCHES
+from .variants import DEMO_VARIANTS, SAVED_VARIANT, VARIANTS, build_model, evaluate, prepare_data, train_model
 
 RESULT_METRICS = ("t2v_R@1", "t2v_R@5", "v2t_R@1", "temporal_acc", "binding_acc", "role_acc", "static_acc")
+SUITE_METRICS = ("temporal_acc", "binding_acc", "role_acc", "static_acc")
+SPLIT_NAMES = {"test": "in-distribution test", "compositional": "compositional held-out"}
 
 # Paper's ablation (Finsta, TPAMI 2024): average change over tasks when a component is removed.
 PAPER_ABLATION_DROPS = {
@@ -42,191 +35,212 @@ PAPER_ABLATION_DROPS = {
     "use_cross_modal_edges": -2.4,
 }
 
-# Budgets: the demo fits in about 8 minutes on 2 CPU cores; the benchmark is the longer run the
-# targets are measured on. Finsta-Synth clips are cheap to make (about 3 ms each), and more clips
-# matter more than more steps: with 1000 clips every model over-fits the training split.
-DEMO = dict(steps=600, num_train=4000)
-BENCHMARK = dict(steps=2000, num_train=4000)
-
-PLAIN_HOST = dict(
-    inference_mode="distilled",
-    use_osc=False,
-    use_ptc=False,
-    graph_contrastive_loss_weight=0.0,
-    distillation_loss_weight=0.0,
-)
+# Budgets. Finsta-Synth clips are cheap to make (about 3 ms each), and more clips matter more than more
+# steps: with 1000 clips every model over-fits the training split. The demo runs one seed of the main
+# models; the benchmark runs every model on three seeds, since one seed moves the suites by several points.
+DEMO = dict(steps=600, num_train=4000, seeds=(0,), variants=DEMO_VARIANTS)
+BENCHMARK = dict(steps=1500, num_train=4000, seeds=(0, 1, 2), variants=tuple(VARIANTS))
+NUM_COMPOSITIONAL = 200
 
 
-def finsta_head_settings(width: int = 64) -> dict[str, Any]:
-    return dict(
-        graph_hidden_size=width, graph_num_heads=4, text_graph_num_layers=2, video_graph_num_layers=2,
-        num_latent_slots=4, temporal_num_layers=2, num_frame_positions=16,
-    )  # fmt: skip
+def row_names(name: str) -> list[tuple[str, str]]:
+    """``(row, mode)`` of a variant in the table: plain hosts have one row, Finsta models one per mode."""
+    variant = VARIANTS[name]
+    return [(name, "distilled")] if variant.plain else [(f"{name}_{mode}", mode) for mode in variant.modes]
 
 
-def model_variants() -> dict[str, tuple[dict[str, Any], bool]]:
-    """name -> (FinstaConfig overrides, trains on the annotated DSG)."""
+def summarise(name: str, evaluation: dict[str, Any]) -> dict[str, dict[str, Optional[float]]]:
+    dsg = "annotated" if VARIANTS[name].dsg == "annotated" else "latent"
+    return {row: {m: evaluation[mode][dsg].get(m) for m in RESULT_METRICS} for row, mode in row_names(name)}
+
+
+def mean_and_sd(values: Sequence[Optional[float]]) -> tuple[Optional[float], Optional[float]]:
+    values = [v for v in values if v is not None]
+    if not values:
+        return None, None
+    mean = sum(values) / len(values)
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
+    return mean, sd
+
+
+def aggregate(per_seed: dict[str, dict[str, dict[str, dict[str, float]]]]) -> dict[str, dict[str, dict[str, list]]]:
+    """``{split: {row: {metric: [mean, sd, n]}}}`` from ``{seed: {split: {row: {metric: value}}}}``."""
+    result: dict[str, dict[str, dict[str, list]]] = {}
+    for seed_results in per_seed.values():
+        for split, rows in seed_results.items():
+            for row, metrics in rows.items():
+                for metric, value in metrics.items():
+                    result.setdefault(split, {}).setdefault(row, {}).setdefault(metric, []).append(value)
     return {
-        "meanP": (dict(temporal_head="meanP", **PLAIN_HOST), False),
-        "seqTransf": (dict(temporal_head="seqTransf", **PLAIN_HOST), False),
-        "finsta_annotated": (dict(temporal_head="meanP", inference_mode="fused"), True),
-        "finsta_latent": (dict(temporal_head="meanP", inference_mode="fused"), False),
+        split: {row: {m: [*mean_and_sd(v), len([x for x in v if x is not None])] for m, v in metrics.items()} for row, metrics in rows.items()}
+        for split, rows in result.items()
     }
 
 
-def prepare_data(num_train: int, num_test: int, seed: int, image_size: int = 32, num_frames: int = 8):
-    """Finsta-Synth, its tokenizer/processor and processed train/test examples (with hard negatives)."""
-    from ..synth import FinstaSynthConfig, generate_finsta_synth
-
-    synth_config = FinstaSynthConfig(
-        seed=seed, num_train=num_train, num_test=num_test, image_size=image_size, num_frames=num_frames
-    )
-    dataset = generate_finsta_synth(synth_config)
-    tokenizer = finsta_synth_tokenizer(synth_config)
-    captions = [s.caption for s in dataset.train + dataset.test]
-    captions += [n.negative for suite in dataset.hard_negatives.values() for n in suite]
-    longest = max(len(ids) for ids in tokenizer(captions)["input_ids"])
-    max_length = 8 * ((longest + 7) // 8)  # no caption is ever truncated
-    processor = FinstaProcessor(
-        tokenizer=tokenizer,
-        video_preprocessing={"size": image_size, "crop_size": image_size},
-        num_frames=num_frames,
-        max_length=max_length,
-        parser_backend=None,  # Finsta-Synth ships gold TSGs; real captions go through the parser
-    )
-    negatives = finsta_synth_hard_negatives(dataset.train, synth_config, seed=seed)
-    train_examples = finsta_synth_examples(dataset.train, processor, hard_negatives=negatives)
-    return dataset, processor, FinstaExampleDataset(train_examples), max_length
+def format_cell(cell: Optional[Sequence], seeds: int) -> str:
+    if cell is None or cell[0] is None:
+        return "-"
+    return f"{cell[0]:.1f} ± {cell[1]:.1f}" if seeds > 1 else f"{cell[0]:.1f}"
 
 
-def train_variant(
-    name: str,
-    overrides: dict[str, Any],
-    annotated: bool,
-    train_examples: FinstaExampleDataset,
-    processor: FinstaProcessor,
-    max_length: int,
-    output_dir: Path,
-    *,
-    steps: int,
-    batch_size: int,
-    learning_rate: float,
-    seed: int,
-) -> FinstaModel:
-    from ..training import TrainingRecipe, TrainingSettings, train
-
-    torch.manual_seed(seed)
-    config = FinstaConfig(
-        # a small CLIP trained from pixels; 4-pixel patches keep each Finsta-Synth object on 2x2 patches
-        backbone_config=tiny_clip_config(
-            processor.tokenizer, max_length=max_length, image_size=processor.video_preprocessor.crop_size[0]
-        ),
-        **{**finsta_head_settings(), **overrides},
-    )
-    model = FinstaModel(config)
-    recipe = replace(
-        TrainingRecipe(),
-        training=TrainingSettings(
-            max_steps=steps, per_device_batch_size=batch_size, learning_rate=learning_rate, warmup_ratio=0.1,
-            save_steps=None, logging_steps=max(steps // 10, 1), seed=seed,
-        ),
-    )  # fmt: skip
-    dataset = train_examples if annotated else train_examples.without("video_scene_graph")
-    print(f"\n[{name}] training {steps} steps (batch {batch_size}, lr {learning_rate:g})", flush=True)
-    result = train(recipe, output_dir / name, train_dataset=dataset, model=model, processor=processor)
-    return result.model
+def format_table(rows: dict[str, dict[str, Sequence]], seeds: int, metrics: Sequence[str] = RESULT_METRICS) -> str:
+    header = ["model", *metrics]
+    body = [[name, *(format_cell(row.get(m), seeds) for m in metrics)] for name, row in rows.items()]
+    widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
+    return "\n".join("  ".join(cell.rjust(w) for cell, w in zip(line, widths)) for line in [header, *body])
 
 
-def evaluate_variant(name: str, model, processor, dataset, annotated: bool) -> dict[str, Any]:
-    from ..evaluation import evaluate_finsta_synth
-
-    plain = model.config.inference_mode == "distilled" and not model.config.use_osc
-    return evaluate_finsta_synth(
-        model,
-        processor,
-        dataset,
-        modes=("distilled",) if plain else ("fused", "distilled"),
-        dsg_sources=("annotated",) if annotated else ("latent",),
-        measure_latent_dsg=not plain and not annotated,
-        show_progress=False,
-    )
+def beyond_noise(a: Sequence, b: Sequence) -> Optional[bool]:
+    """Whether mean ``a`` differs from mean ``b`` by more than twice the standard error of the difference
+    (a Welch-style criterion over the seeds; one seed cannot tell)."""
+    if a is None or b is None or a[0] is None or b[0] is None or min(a[2], b[2]) < 2:
+        return None
+    standard_error = math.sqrt(a[1] ** 2 / a[2] + b[1] ** 2 / b[2])
+    return abs(a[0] - b[0]) > 2 * max(standard_error, 1e-9)
 
 
-def summarise(name: str, evaluation: dict[str, Any], annotated: bool) -> dict[str, dict[str, float]]:
-    dsg = "annotated" if annotated else "latent"
+def difference_table(table: dict[str, dict[str, Sequence]], seeds: int) -> Optional[str]:
+    """Each Finsta / control row minus the better plain host and minus the capacity control of the same
+    mode, per metric; ``*`` marks a difference beyond the noise (`beyond_noise`). None with one seed."""
+    if seeds < 2:
+        return None
+    hosts = [row for row in ("meanP", "seqTransf") if row in table]
+    metrics = ("t2v_R@1", *SUITE_METRICS)
     rows = {}
-    for mode in ("fused", "distilled"):
-        if mode in evaluation:
-            key = name if name in ("meanP", "seqTransf") else f"{name}_{mode}"
-            rows[key] = {metric: evaluation[mode][dsg].get(metric) for metric in RESULT_METRICS}
-    return rows
-
-
-def format_table(results: dict[str, dict[str, float]]) -> str:
-    header = ["model", *RESULT_METRICS]
-    body = [[name, *(f"{row[m]:.1f}" if row.get(m) is not None else "-" for m in RESULT_METRICS)] for name, row in results.items()]
+    for row in table:
+        if row in hosts:
+            continue
+        mode = "fused" if row.endswith("_fused") else "distilled"
+        control = f"capacity_control_{mode}"
+        cells = []
+        for metric in metrics:
+            parts = []
+            candidates = [h for h in hosts if table[h].get(metric) and table[h][metric][0] is not None]
+            references = [max(candidates, key=lambda h: table[h][metric][0])] if candidates else []
+            references += [control] if control in table and control != row else []
+            for reference in references:
+                a, b = table[row].get(metric), table[reference].get(metric)
+                if a is None or b is None or a[0] is None or b[0] is None:
+                    continue
+                parts.append(f"{a[0] - b[0]:+.1f}{'*' if beyond_noise(a, b) else ''}")
+            cells.append(" / ".join(parts) or "-")
+        rows[row] = cells
+    if not rows:
+        return None
+    header = ["model (vs best host / vs capacity control)", *metrics]
+    body = [[row, *cells] for row, cells in rows.items()]
     widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
     return "\n".join("  ".join(cell.rjust(w) for cell, w in zip(line, widths)) for line in [header, *body])
 
 
 def run_demo(args: argparse.Namespace) -> dict[str, Any]:
+    """Train and evaluate every chosen model for every seed; see the module docstring."""
+    from ..evaluation import text_prior_accuracy
+
     started = time.time()
     output = Path(args.output_dir)
     output.mkdir(parents=True, exist_ok=True)
-    dataset, processor, train_examples, max_length = prepare_data(args.num_train, args.num_test, args.seed)
-    print(f"Finsta-Synth: {len(dataset.train)} train / {len(dataset.test)} test clips, "
-          f"suites {{{', '.join(f'{k}: {len(v)}' for k, v in dataset.hard_negatives.items())}}}", flush=True)
-    results: dict[str, dict[str, float]] = {}
-    extras: dict[str, Any] = {}
-    timings: dict[str, float] = {}
-    for name, (overrides, annotated) in model_variants().items():
-        if args.only and name not in args.only.split(","):
-            continue
-        start = time.time()
-        model = train_variant(
-            name, overrides, annotated, train_examples, processor, max_length, output / "runs",
-            steps=args.steps, batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
-        )  # fmt: skip
-        timings[name] = round(time.time() - start, 1)
-        evaluation = evaluate_variant(name, model, processor, dataset, annotated)
-        results.update(summarise(name, evaluation, annotated))
-        if "latent_dsg_quality" in evaluation:
-            extras["latent_dsg_quality"] = evaluation["latent_dsg_quality"]
-        if name == "finsta_latent":
-            model.save_pretrained(output / "finsta-checkpoint")
-            processor.save_pretrained(output / "finsta-checkpoint")
-    report = {
-        "results": results,
-        **extras,
-        "train_seconds": timings,
-        "settings": {k: v for k, v in vars(args).items() if k != "func"},
-        "total_seconds": round(time.time() - started, 1),
-    }
-    print("\n" + format_table(results))
-    if "latent_dsg_quality" in extras:
-        quality = extras["latent_dsg_quality"]
-        print(f"\nlatent DSG: {quality['centroid_in_box']:.1f}% of gold objects have a slot centroid inside their box; "
-              f"track consistency {quality['track_consistency']:.1f}%")
-    with open(output / "results.json", "w") as handle:
-        json.dump({**results, "_details": report}, handle, indent=2)
+    names = [n for n in args.variants if not args.only or n in args.only.split(",")]
+    unknown = [n for n in (args.only.split(",") if args.only else []) if n not in VARIANTS]
+    if unknown:
+        raise SystemExit(f"finsta-demo: unknown model(s) {unknown}; choose from {list(VARIANTS)}")
+    per_seed: dict[str, dict] = {}
+    report: dict[str, Any] = {"settings": {k: v for k, v in vars(args).items() if k != "func"}, "train_seconds": {}}
+    for seed in args.seeds:
+        data = prepare_data(args.num_train, args.num_test, seed, num_compositional=args.num_compositional)
+        dataset = data.dataset
+        splits = ["test"] + (["compositional"] if dataset.compositional else [])
+        print(
+            f"Finsta-Synth seed {seed}: {len(dataset.train)} train / {len(dataset.test)} test / "
+            f"{len(dataset.compositional)} compositional clips; suites "
+            + "; ".join(
+                f"{SPLIT_NAMES[s]} {{{', '.join(f'{k}: {len(v)}' for k, v in (dataset.hard_negatives if s == 'test' else dataset.compositional_hard_negatives).items())}}}"
+                for s in splits
+            ),
+            flush=True,
+        )
+        training_captions = [s.caption for s in dataset.train]
+        seed_results = per_seed.setdefault(str(seed), {})
+        for split in splits:
+            suites = dataset.hard_negatives if split == "test" else dataset.compositional_hard_negatives
+            prior = text_prior_accuracy(suites, training_captions)
+            seed_results.setdefault(split, {})["text-only reference"] = {f"{k}_acc": v for k, v in prior.items()}
+        for name in names:
+            variant = VARIANTS[name]
+            start = time.time()
+            model = train_model(
+                name, build_model(variant, data, seed), data.training_examples(variant), data.processor, output / "runs",
+                steps=args.steps, batch_size=args.batch_size, learning_rate=args.learning_rate, seed=seed,
+                show_progress=args.progress,
+            )  # fmt: skip
+            report["train_seconds"][f"{name}/seed{seed}"] = round(time.time() - start, 1)
+            for split in splits:
+                evaluation = evaluate(model, data, variant, split, show_progress=args.progress)
+                seed_results[split].update(summarise(name, evaluation))
+                if "latent_dsg_quality" in evaluation:
+                    report.setdefault("latent_dsg_quality", {})[f"{name}/seed{seed}/{split}"] = evaluation["latent_dsg_quality"]
+            if name == SAVED_VARIANT and seed == args.seeds[0]:
+                model.save_pretrained(output / "finsta-checkpoint")
+                data.processor.save_pretrained(output / "finsta-checkpoint")
+            write_results(output, per_seed, report, started)  # after every model: a crash keeps what was measured
+    table = aggregate(per_seed)
+    seeds = len(args.seeds)
+    for split in table:
+        rows = {row: values for row, values in table[split].items() if row != "text-only reference"}
+        print(f"\n{SPLIT_NAMES[split]} split, {'mean ± sd over ' + str(seeds) + ' seeds' if seeds > 1 else 'one seed'}:")
+        print(format_table(rows, seeds))
+        print("text-only reference (order- and video-blind unigram prior): " + ", ".join(
+            f"{m} {format_cell(table[split]['text-only reference'].get(m), seeds)}" for m in SUITE_METRICS
+        ))  # fmt: skip
+        differences = difference_table(rows, seeds)
+        if differences:
+            print("differences; * = beyond the noise (more than twice the standard error of the difference over seeds):")
+            print(differences)
+    if "latent_dsg_quality" in report:
+        values = list(report["latent_dsg_quality"].values())
+        centroid = mean_and_sd([q["centroid_in_box"] for q in values])[0]
+        consistency = mean_and_sd([q["track_consistency"] for q in values])[0]
+        print(
+            f"\nlatent DSG: {centroid:.1f}% of gold objects have a slot centroid inside their box; track consistency "
+            f"{consistency:.1f}% (an untrained model already scores about as high: this shows the clustering "
+            "finds the objects, not that training helps)"
+        )
+    report["total_seconds"] = round(time.time() - started, 1)
+    write_results(output, per_seed, report, started)
     print(f"\nwrote {output / 'results.json'}" + (f" and {output / 'finsta-checkpoint'}" if (output / "finsta-checkpoint").exists() else ""))
     print(f"total {report['total_seconds']:.0f} s")
-    return report
+    return {"per_seed": per_seed, "table": table, **report}
+
+
+def write_results(output: Path, per_seed: dict, report: dict, started: float) -> None:
+    """``results.json``: the aggregated table, every seed's numbers and the run's details; written atomically."""
+    payload = {
+        "table": aggregate(per_seed),
+        "per_seed": per_seed,
+        "_details": {**report, "elapsed_seconds": round(time.time() - started, 1)},
+    }
+    path = output / "results.json"
+    partial = path.with_suffix(".json.partial")
+    partial.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    partial.replace(path)
 
 
 def run_ablations(args: argparse.Namespace) -> dict[str, Any]:
+    """The annotated Finsta model with everything on and with each ablatable component off (first seed)."""
     output = Path(args.output_dir)
     output.mkdir(parents=True, exist_ok=True)
-    dataset, processor, train_examples, max_length = prepare_data(args.num_train, args.num_test, args.seed)
-    overrides, annotated = model_variants()["finsta_annotated"]
+    seed = args.seeds[0]
+    data = prepare_data(args.num_train, args.num_test, seed)
+    variant = VARIANTS["finsta_gold_annotated"]
     rows: dict[str, dict[str, float]] = {}
     for switch in ("full", *ABLATION_SWITCHES):
-        variant = dict(overrides) if switch == "full" else {**overrides, switch: False}
-        model = train_variant(
-            switch, variant, annotated, train_examples, processor, max_length, output / "ablation-runs",
-            steps=args.steps, batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
+        extra = {} if switch == "full" else {switch: False}
+        model = train_model(
+            switch, build_model(variant, data, seed, **extra), data.training_examples(variant), data.processor,
+            output / "ablation-runs", steps=args.steps, batch_size=args.batch_size, learning_rate=args.learning_rate,
+            seed=seed, show_progress=args.progress,
         )  # fmt: skip
-        evaluation = evaluate_variant(switch, model, processor, dataset, annotated)
+        evaluation = evaluate(model, data, variant)
         rows[switch] = {m: evaluation["fused"]["annotated"].get(m) for m in RESULT_METRICS}
     full = rows["full"]
     suites = ("temporal_acc", "binding_acc", "role_acc", "t2v_R@1")
@@ -243,23 +257,22 @@ def run_ablations(args: argparse.Namespace) -> dict[str, Any]:
     print("paper:                    " + " > ".join(PAPER_ABLATION_DROPS))
     report = {"full": full, "ablations": rows, "paper": PAPER_ABLATION_DROPS, "settings": vars(args)}
     with open(output / "ablations.json", "w") as handle:
-        json.dump(report, handle, indent=2)
+        json.dump(report, handle, indent=2, default=str)
     return report
 
 
 __all__ = [
     "BENCHMARK",
     "DEMO",
+    "NUM_COMPOSITIONAL",
     "PAPER_ABLATION_DROPS",
-    "PLAIN_HOST",
     "RESULT_METRICS",
-    "evaluate_variant",
-    "finsta_head_settings",
+    "aggregate",
+    "beyond_noise",
+    "difference_table",
     "format_table",
-    "model_variants",
-    "prepare_data",
+    "mean_and_sd",
     "run_ablations",
     "run_demo",
     "summarise",
-    "train_variant",
 ]

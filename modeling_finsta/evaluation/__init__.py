@@ -48,7 +48,13 @@ from .encoding import (
     encode_videos,
     evaluation_settings,
 )
-from .hard_negatives import HARD_NEGATIVES_FOLDER, HardNegativeItem, evaluate_hard_negatives, read_hard_negative_suites
+from .hard_negatives import (
+    HARD_NEGATIVES_FOLDER,
+    HardNegativeItem,
+    evaluate_hard_negatives,
+    read_hard_negative_suites,
+    text_prior_accuracy,
+)
 from .metrics import RECALL_LEVELS, VIDEO_TO_TEXT_PROTOCOLS, ArrayLike, hard_negative_accuracy, retrieval_metrics
 from .model_evaluation import (
     TABLE_METRICS,
@@ -62,6 +68,7 @@ from .parser_scoring import GOLD_SET_PATH, load_gold_records, score_parser
 from .retrieval import evaluate_retrieval, similarity_matrix
 
 __all__ = [
+    "text_prior_accuracy",
     "ArrayLike",
     "DSG_SOURCES",
     "GOLD_SET_PATH",

@@ -160,3 +160,32 @@ def read_hard_negative_suites(
             items.append(HardNegativeItem(index[video_id], caption, negative, graphs.get(caption), graphs.get(negative)))
         suites[path.stem] = items
     return suites, dropped
+
+
+def text_prior_accuracy(suites: Mapping[str, Sequence[Any]], training_captions: Sequence[str]) -> dict[str, Optional[float]]:
+    """The order-blind, video-blind reference of each suite (percent, ties half).
+
+    The caption more probable under a unigram model of the training captions (add-one smoothing)
+    wins: what a suite's text alone gives away. A suite whose negatives only reorder words sits at
+    exactly 50; "appears" / "disappears" style swaps can sit above it on some seeds.
+    """
+    import math
+    import re
+    from collections import Counter
+
+    counts = Counter(word for caption in training_captions for word in re.findall(r"[a-z]+", caption.lower()))
+    total, vocabulary = sum(counts.values()), len(counts) + 1
+
+    def log_probability(caption: str) -> float:
+        return sum(math.log((counts[word] + 1) / (total + vocabulary)) for word in re.findall(r"[a-z]+", caption.lower()))
+
+    result: dict[str, Optional[float]] = {}
+    for suite, items in suites.items():
+        converted = [_as_item(item, f"suite {suite!r} item {i}") for i, item in enumerate(items)]
+        if not converted:
+            result[suite] = None
+            continue
+        true = torch.tensor([log_probability(item.caption) for item in converted])
+        negative = torch.tensor([log_probability(item.negative) for item in converted])
+        result[suite] = hard_negative_accuracy(true, negative)
+    return result

@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 import torch
 
@@ -27,7 +27,7 @@ from .encoding import (
     require_annotated,
     video_batches,
 )
-from .hard_negatives import normalise_suites, suite_accuracies, suite_captions
+from .hard_negatives import HardNegativeItem, normalise_suites, suite_accuracies, suite_captions
 from .metrics import retrieval_metrics
 from .retrieval import similarity_matrix
 
@@ -153,17 +153,55 @@ def evaluate_model(
     return results
 
 
-def evaluate_finsta_synth(model, processor, dataset, **kwargs: Any) -> dict[str, Any]:
-    """``evaluate_model`` on a ``FinstaSynthDataset``'s test split with its gold graphs and all its suites."""
-    samples = dataset.test
+def evaluate_finsta_synth(
+    model,
+    processor,
+    dataset,
+    *,
+    split: str = "test",
+    text_graphs: Union[str, Callable[[ParsedTextSceneGraph], ParsedTextSceneGraph]] = "gold",
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """``evaluate_model`` on a ``FinstaSynthDataset`` split with its gold DSGs and all its suites.
+
+    Args:
+        split: ``"test"`` (in-distribution) or ``"compositional"`` (the held-out combinations).
+        text_graphs: where caption graphs come from: ``"gold"`` (the dataset's), ``"parsed"`` (the
+            processor's parser, as for any real caption), or a function of the gold graph (e.g. a control
+            that shuffles its edges).
+    """
+    if split not in ("test", "compositional"):
+        raise ValueError(f"split must be 'test' or 'compositional', got {split!r}")
+    samples = dataset.test if split == "test" else dataset.compositional
+    suites = dataset.hard_negatives if split == "test" else dataset.compositional_hard_negatives
+    if not samples:
+        raise ValueError(f"the dataset has no {split} clips")
+    if text_graphs == "parsed":
+        graph = None
+    elif text_graphs == "gold":
+        graph = lambda g: g  # noqa: E731
+    elif callable(text_graphs):
+        graph = text_graphs
+    else:
+        raise ValueError(f"text_graphs must be 'gold', 'parsed' or a function, got {text_graphs!r}")
+    items = {
+        name: [
+            HardNegativeItem(
+                n.video_index, n.caption, n.negative,
+                None if graph is None else graph(n.caption_graph), None if graph is None else graph(n.negative_graph),
+            )  # fmt: skip
+            for n in suite
+        ]
+        for name, suite in suites.items()
+    }
     return evaluate_model(
         model,
         processor,
         [sample.caption for sample in samples],
         [sample.frames for sample in samples],
-        text_scene_graphs=[sample.text_graph for sample in samples],
+        text_scene_graphs=None if graph is None else [graph(sample.text_graph) for sample in samples],
         video_scene_graphs=[sample.video_graph for sample in samples],
-        hard_negatives=kwargs.pop("hard_negatives", dataset.hard_negatives),
+        hard_negatives=kwargs.pop("hard_negatives", items),
         **kwargs,
     )
 

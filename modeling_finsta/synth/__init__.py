@@ -52,14 +52,25 @@ Files (only this package's ``__init__`` is the interface; import names from ``mo
 * ``grammar.py``: script sampling, captions and their gold TSGs (`render_caption`);
 * ``tracks.py``: track synthesis, rendering (`shape_stamp`) and the gold DSG;
 * ``hard_negatives.py``: the four suites (`build_hard_negatives`);
-* ``dataset.py``: `generate_sample`, `reverse_sample`, `generate_finsta_synth`;
+* ``dataset.py``: `generate_sample`, `reverse_sample`, `generate_finsta_synth`, the compositional held-out
+  split (``FinstaSynthConfig.held_out``: combinations of colour, shape, event kind and role that no
+  training clip contains; ``num_compositional`` clips that each contain one);
 * ``export.py``: `write_video` and `export_finsta_synth` (MSR-VTT layout);
 * ``cli.py``: ``finsta-synth`` (also ``python -m modeling_finsta.synth``).
 """
 
 from .cli import main
-from .config import DIRECTIONS, EVENT_KINDS, PALETTE, RELATIONAL_KINDS, SHAPES, FinstaSynthConfig
-from .dataset import generate_finsta_synth, generate_sample, reverse_sample
+from .config import (
+    COMPOSITIONAL_HELD_OUT,
+    DIRECTIONS,
+    EVENT_KINDS,
+    PALETTE,
+    RELATIONAL_KINDS,
+    ROLES,
+    SHAPES,
+    FinstaSynthConfig,
+)
+from .dataset import SPLITS, generate_finsta_synth, generate_sample, reverse_sample, script_combinations
 from .export import export_finsta_synth, write_video
 from .grammar import render_caption
 from .hard_negatives import HARD_NEGATIVE_SUITES, build_hard_negatives
@@ -67,6 +78,10 @@ from .samples import ClipEvent, ClipScript, FinstaSynthDataset, FinstaSynthSampl
 from .tracks import MOTION_RELATIONS, NEAR_RELATION, SPATIAL_RELATIONS, shape_stamp
 
 __all__ = [
+    "COMPOSITIONAL_HELD_OUT",
+    "ROLES",
+    "SPLITS",
+    "script_combinations",
     "DIRECTIONS",
     "EVENT_KINDS",
     "HARD_NEGATIVE_SUITES",

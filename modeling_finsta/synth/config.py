@@ -30,9 +30,23 @@ EVENT_KINDS = ("move", "towards", "away", "pass", "appear", "disappear", "still"
 RELATIONAL_KINDS = ("towards", "away", "pass")
 DIRECTIONS = ("left", "right", "up", "down")
 
-SPLIT_IDS = {"train": 0, "test": 1, "negatives": 2}
+SPLIT_IDS = {"train": 0, "test": 1, "negatives": 2, "compositional": 3, "compositional-negatives": 4}
 """Generator stream of each split: clip ``index`` of ``split`` draws from a generator seeded by
-``(config.seed, SPLIT_IDS[split], index)``; the hard negatives of test clip ``index`` use ``"negatives"``."""
+``(config.seed, SPLIT_IDS[split], index)``; the hard negatives of test clip ``index`` use ``"negatives"``
+(``"compositional-negatives"`` for the compositional split)."""
+
+ROLES = ("subject", "landmark")
+"""The part an object plays in an event: what it does (subject) or what it is relative to (landmark)."""
+
+COMPOSITIONAL_HELD_OUT: tuple[tuple[str, str, str, str], ...] = (
+    ("yellow", "triangle", "towards", "subject"),
+    ("red", "square", "away", "subject"),
+    ("blue", "circle", "pass", "subject"),
+    ("green", "triangle", "appear", "subject"),
+    ("red", "circle", "towards", "landmark"),
+    ("yellow", "square", "pass", "landmark"),
+)
+"""The benchmark's held-out combinations for the default vocabularies: every kind of event, both roles."""
 
 
 @dataclass
@@ -56,6 +70,11 @@ class FinstaSynthConfig:
         fps: frame rate written to exported videos (1.0 makes "1 frame per second" readers, as in
             CLIP4Clip, see every rendered frame).
         max_attempts: rejection-sampling attempts per clip before giving up with an error.
+        held_out: ``(colour, shape, event kind, role)`` combinations (role in ``ROLES``) that no
+            training or in-distribution test clip contains, e.g. ``("yellow", "triangle", "towards",
+            "subject")``: no yellow triangle ever moves towards anything in training.
+        num_compositional: clips of the compositional held-out split; each contains at least one
+            ``held_out`` combination (so none of its captions occurs in training).
     """
 
     seed: int = 0
@@ -73,8 +92,24 @@ class FinstaSynthConfig:
     background: tuple[int, int, int] = (40, 40, 40)
     fps: float = 1.0
     max_attempts: int = 2000
+    held_out: tuple[tuple[str, str, str, str], ...] = ()
+    num_compositional: int = 0
 
     def __post_init__(self) -> None:
+        self.held_out = tuple(tuple(combination) for combination in self.held_out)
+        for combination in self.held_out:
+            if len(combination) != 4:
+                raise ValueError(f"FinstaSynthConfig.held_out: expected (colour, shape, event kind, role), got {combination}")
+            colour, shape, kind, role = combination
+            if colour not in self.colours or shape not in self.shapes or kind not in self.event_kinds or role not in ROLES:
+                raise ValueError(
+                    f"FinstaSynthConfig.held_out: {combination} needs a colour of {self.colours}, a shape of {self.shapes}, "
+                    f"an event kind of {self.event_kinds} and a role of {ROLES}"
+                )
+            if role == "landmark" and kind not in RELATIONAL_KINDS:
+                raise ValueError(f"FinstaSynthConfig.held_out: {combination}: only {RELATIONAL_KINDS} events have a landmark")
+        if self.num_compositional < 0 or (self.num_compositional and not self.held_out):
+            raise ValueError("FinstaSynthConfig.num_compositional needs held_out combinations (and must be >= 0)")
         self.shapes = tuple(self.shapes)
         self.colours = tuple(self.colours)
         self.event_kinds = tuple(self.event_kinds)

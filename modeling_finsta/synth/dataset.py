@@ -7,7 +7,7 @@ The dataset itself (grammar, gold conventions, suites) is documented in the pack
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -56,17 +56,46 @@ def reverse_sample(sample: FinstaSynthSample, config: FinstaSynthConfig) -> Fins
     )
 
 
+SPLITS = ("train", "test", "compositional")
+
+
+def script_combinations(script: ClipScript, objects: Sequence[SynthObject]) -> set[tuple[str, str, str, str]]:
+    """Every ``(colour, shape, event kind, role)`` a clip's caption states (see ``FinstaSynthConfig.held_out``)."""
+    combinations = set()
+    for event in script.events():
+        subject = objects[event.subject]
+        combinations.add((subject.colour, subject.shape, event.kind, "subject"))
+        if event.landmark is not None:
+            landmark = objects[event.landmark]
+            combinations.add((landmark.colour, landmark.shape, event.kind, "landmark"))
+    return combinations
+
+
 def generate_sample(
     config: FinstaSynthConfig, split: str, index: int, renderer: Optional[Renderer] = None
 ) -> FinstaSynthSample:
-    """Clip ``index`` of ``split`` (``"train"`` or ``"test"``); depends only on ``(config, split, index)``."""
-    if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    """Clip ``index`` of ``split`` (``"train"``, ``"test"`` or ``"compositional"``); depends only on ``(config, split, index)``.
+
+    With ``config.held_out``, train and test clips are redrawn (from the same generator) until they
+    contain no held-out combination, and compositional clips until they contain one. Without it,
+    train and test clips are exactly those of earlier versions.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if split == "compositional" and not config.held_out:
+        raise ValueError("the compositional split needs FinstaSynthConfig.held_out combinations")
     rng = np.random.default_rng([config.seed, SPLIT_IDS[split], index])
-    objects, script, positions, visible = sample_clip(rng, config)
-    if rng.random() < 0.5:  # makes the distribution of scripts symmetric under time reversal
-        script, positions, visible = script.reversed(), positions[::-1].copy(), visible[::-1].copy()
-    offset = 0 if split == "train" else config.num_train
+    held_out = set(config.held_out)
+    for _ in range(config.max_attempts):
+        objects, script, positions, visible = sample_clip(rng, config)
+        if rng.random() < 0.5:  # makes the distribution of scripts symmetric under time reversal
+            script, positions, visible = script.reversed(), positions[::-1].copy(), visible[::-1].copy()
+        holds_out = bool(script_combinations(script, objects) & held_out)
+        if holds_out == (split == "compositional"):
+            break
+    else:
+        raise RuntimeError(f"no {split} clip after {config.max_attempts} draws; check FinstaSynthConfig.held_out")
+    offset = {"train": 0, "test": config.num_train, "compositional": config.num_train + config.num_test}[split]
     renderer = renderer or Renderer(config)
     return _build_sample(renderer, f"video{offset + index}", split, objects, script, positions, visible)
 
@@ -77,4 +106,12 @@ def generate_finsta_synth(config: Optional[FinstaSynthConfig] = None) -> FinstaS
     renderer = Renderer(config)
     train = [generate_sample(config, "train", i, renderer) for i in range(config.num_train)]
     test = [generate_sample(config, "test", i, renderer) for i in range(config.num_test)]
-    return FinstaSynthDataset(config, train, test, build_hard_negatives(test, config))
+    compositional = [generate_sample(config, "compositional", i, renderer) for i in range(config.num_compositional)]
+    return FinstaSynthDataset(
+        config,
+        train,
+        test,
+        build_hard_negatives(test, config),
+        compositional,
+        build_hard_negatives(compositional, config, "compositional-negatives") if compositional else {},
+    )

@@ -103,12 +103,16 @@ def _static_negative(
 
 
 def build_hard_negatives(
-    test: Sequence[FinstaSynthSample], config: FinstaSynthConfig
+    test: Sequence[FinstaSynthSample], config: FinstaSynthConfig, stream: str = "negatives"
 ) -> dict[str, list[HardNegative]]:
-    """All four suites over the test clips (a clip is left out of a suite it cannot serve)."""
+    """All four suites over the test clips (a clip is left out of a suite it cannot serve).
+
+    ``stream`` names the generator stream (``SPLIT_IDS``) of the random choices: ``"negatives"`` for
+    the in-distribution test split, ``"compositional-negatives"`` for the compositional one.
+    """
     suites: dict[str, list[HardNegative]] = {name: [] for name in HARD_NEGATIVE_SUITES}
     for index, sample in enumerate(test):
-        rng = np.random.default_rng([config.seed, SPLIT_IDS["negatives"], index])
+        rng = np.random.default_rng([config.seed, SPLIT_IDS[stream], index])
         for negative in (
             _temporal_negative(index, sample),
             _binding_negative(index, sample, rng),

@@ -86,7 +86,7 @@ class HardNegative:
     """A (video, true caption, negative caption) triple of a hard-negative suite."""
 
     suite: str
-    video_index: int  # index into ``FinstaSynthDataset.test``
+    video_index: int  # index into the split the suite belongs to (``FinstaSynthDataset.test`` or ``.compositional``)
     video_id: str
     caption: str
     negative: str
@@ -97,7 +97,12 @@ class HardNegative:
 
 @dataclass
 class FinstaSynthDataset:
+    """Train and in-distribution test clips with the test clips' suites; with ``config.held_out``, also the
+    compositional held-out split (clips with combinations training never shows) and its own suites."""
+
     config: FinstaSynthConfig
     train: list[FinstaSynthSample]
     test: list[FinstaSynthSample]
     hard_negatives: dict[str, list[HardNegative]] = field(default_factory=dict)
+    compositional: list[FinstaSynthSample] = field(default_factory=list)
+    compositional_hard_negatives: dict[str, list[HardNegative]] = field(default_factory=dict)

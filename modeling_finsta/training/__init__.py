@@ -40,7 +40,7 @@ from .recipes import (
     apply_overrides,
     load_recipe,
 )
-from .trainer import STAGING_PREFIX, FinstaTrainer, checkpoint_folders, last_complete_checkpoint, rotate_checkpoints
+from .trainer import STAGING_PREFIX, FinstaTrainer, FreezeHostCallback, checkpoint_folders, last_complete_checkpoint, rotate_checkpoints
 from .tiny_clip import tiny_clip_config
 from .word_tokenizer import build_word_tokenizer, caption_words
 from .examples import (
@@ -49,6 +49,7 @@ from .examples import (
     finsta_synth_examples,
     finsta_synth_hard_negatives,
     finsta_synth_tokenizer,
+    with_text_graphs,
 )
 from .peft_finsta import (
     DEFAULT_LORA_PROJECTIONS,
@@ -92,6 +93,8 @@ __all__ = [
     "last_complete_checkpoint",
     "checkpoint_folders",
     "rotate_checkpoints",
+    "FreezeHostCallback",
+    "with_text_graphs",
     "TrainingDivergedError",
     "checkpoint_step",
     "mean_logged_loss",

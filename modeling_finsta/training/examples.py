@@ -71,6 +71,47 @@ def encode_examples(
     return examples
 
 
+def with_text_graphs(
+    examples: Sequence[dict[str, Any]],
+    processor,
+    captions: Sequence[str],
+    text_scene_graphs: Optional[Sequence[Optional[ParsedTextSceneGraph]]] = None,
+    negative_captions: Optional[Sequence[Optional[str]]] = None,
+    negative_text_scene_graphs: Optional[Sequence[Optional[ParsedTextSceneGraph]]] = None,
+    chunk_size: int = 256,
+) -> list[dict[str, Any]]:
+    """The same examples with other text scene graphs (and no ``grounding``, which links to a gold DSG).
+
+    ``text_scene_graphs=None`` parses the captions with the processor's parser (a fully automatic
+    pipeline); negatives likewise. Videos are not touched (the new dicts share their tensors).
+    """
+    if len(captions) != len(examples):
+        raise ValueError(f"with_text_graphs: {len(captions)} captions for {len(examples)} examples")
+
+    def encoded(texts: Sequence[str], graphs: Optional[Sequence[Optional[ParsedTextSceneGraph]]]) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        for start in range(0, len(texts), chunk_size):
+            part = slice(start, start + chunk_size)
+            batch = dict(processor(text=list(texts[part]), text_scene_graphs=None if graphs is None else list(graphs[part])))
+            rows.extend(split_batch(batch, len(texts[part])))
+        return rows
+
+    rows = encoded(captions, text_scene_graphs)
+    negative_rows = None
+    if negative_captions is not None:
+        texts = [n if n is not None else c for n, c in zip(negative_captions, captions)]
+        negative_rows = encoded(texts, negative_text_scene_graphs)
+    result = []
+    for index, example in enumerate(examples):
+        example = {k: v for k, v in example.items() if k not in ("text_scene_graph", "negative_text_scene_graph")}
+        if "text_scene_graph" in rows[index]:
+            example["text_scene_graph"] = rows[index]["text_scene_graph"]
+        if negative_rows is not None and "text_scene_graph" in negative_rows[index]:
+            example["negative_text_scene_graph"] = negative_rows[index]["text_scene_graph"]
+        result.append(example)
+    return result
+
+
 class FinstaExampleDataset(Dataset):
     """A list of processed examples (dicts of unbatched tensors) for `Trainer` or a DataLoader."""
 
@@ -84,8 +125,17 @@ class FinstaExampleDataset(Dataset):
         return self.examples[index]
 
     def without(self, *keys: str) -> "FinstaExampleDataset":
-        """The same examples without some fields (e.g. the annotated DSG, to train on the latent one)."""
-        return FinstaExampleDataset([{k: v for k, v in e.items() if k not in keys} for e in self.examples])
+        """The same examples without some fields (e.g. the annotated DSG, to train on the latent one).
+
+        ``"grounding"`` removes the text graphs' cross-modal grounding rows (derived from the gold DSG).
+        """
+        def strip(example: dict[str, Any]) -> dict[str, Any]:
+            kept = {k: v for k, v in example.items() if k not in keys}
+            if "grounding" in keys and isinstance(kept.get("text_scene_graph"), dict):
+                kept["text_scene_graph"] = {k: v for k, v in kept["text_scene_graph"].items() if k != "grounding"}
+            return kept
+
+        return FinstaExampleDataset([strip(e) for e in self.examples])
 
 
 def finsta_synth_tokenizer(config=None):

@@ -89,7 +89,11 @@ class TrainingSettings:
     """Optimisation and bookkeeping. ``backbone_learning_rate`` (optional) gives the host backbone
     its own learning rate (CLIP4Clip fine-tunes CLIP at 1e-7 and new layers at 1e-4).
     ``save_steps: null`` writes no intermediate checkpoints. ``trainer_arguments`` passes any
-    other `TrainingArguments` field through (e.g. ``ddp_find_unused_parameters``)."""
+    other `TrainingArguments` field through (e.g. ``ddp_find_unused_parameters``).
+    ``host_frozen_steps`` [ours]: for the first N steps only the Finsta head trains (the host backbone
+    and its temporal head are frozen), so that a post-trained host is taught by a graph head that
+    has already learned something rather than by a random one (single process; under DDP set
+    ``trainer_arguments.ddp_find_unused_parameters: true``)."""
 
     max_steps: int = 100
     per_device_batch_size: int = 32
@@ -107,6 +111,7 @@ class TrainingSettings:
     eval_steps: Optional[int] = None
     dataloader_num_workers: int = 0
     bf16: bool = False
+    host_frozen_steps: int = 0
     trainer_arguments: dict = field(default_factory=dict)
 
 
@@ -223,6 +228,8 @@ def _validate_recipe(recipe: TrainingRecipe, origin: str) -> None:
         if getattr(data, key) < 1:
             fail(f"data.{key}", "must be a positive integer")
     training = recipe.training
+    if training.host_frozen_steps < 0:
+        fail("training.host_frozen_steps", "must be >= 0")
     for key in ("max_steps", "per_device_batch_size", "gradient_accumulation_steps", "logging_steps"):
         if getattr(training, key) < 1:
             fail(f"training.{key}", "must be a positive integer")

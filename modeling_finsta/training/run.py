@@ -28,7 +28,7 @@ from .examples import FinstaExampleDataset, finsta_synth_examples, finsta_synth_
 from .peft_finsta import finsta_lora_config, get_finsta_peft_model
 from .recipes import TINY_BACKBONE, LoraSettings, RecipeError, TrainingRecipe, load_recipe
 from .tiny_clip import tiny_clip_config
-from .trainer import FinstaTrainer, last_complete_checkpoint
+from .trainer import FinstaTrainer, FreezeHostCallback, last_complete_checkpoint
 from .word_tokenizer import build_word_tokenizer, caption_words
 
 logger = logging.getLogger(__name__)
@@ -361,7 +361,8 @@ def train(
         train_dataset=train_dataset,
         eval_dataset=eval_dataset,
         processing_class=processor,
-        callbacks=list(callbacks or []),
+        callbacks=list(callbacks or [])
+        + ([FreezeHostCallback(recipe.training.host_frozen_steps)] if recipe.training.host_frozen_steps > 0 else []),
         backbone_learning_rate=recipe.training.backbone_learning_rate,
     )
     checkpoint = last_complete_checkpoint(output_dir) if resume else None

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Optional, Union
 
 import torch
-from transformers import Trainer
+from transformers import Trainer, TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 logger = logging.getLogger(__name__)
@@ -110,6 +110,39 @@ def rotate_checkpoints(
     return deleted
 
 
+class FreezeHostCallback(TrainerCallback):
+    """[ours] Freeze the host (backbone and host adapter) for the first ``steps`` optimizer steps.
+
+    Frozen parameters get no gradient, so the optimizer leaves them alone; they are released at step
+    ``steps`` (also after a resume past that point).
+    """
+
+    def __init__(self, steps: int):
+        self.steps = steps
+
+    @staticmethod
+    def _host_parameters(model):
+        model = getattr(model, "module", model)
+        model = model.get_base_model() if hasattr(model, "get_base_model") else model
+        for name in ("backbone", "host_adapter"):
+            yield from getattr(model, name).parameters()
+
+    def _set(self, model, frozen: bool) -> None:
+        for parameter in self._host_parameters(model):
+            if frozen:
+                parameter._finsta_trainable = getattr(parameter, "_finsta_trainable", parameter.requires_grad)
+                parameter.requires_grad_(False)
+            elif hasattr(parameter, "_finsta_trainable"):
+                parameter.requires_grad_(parameter._finsta_trainable)
+                del parameter._finsta_trainable
+
+    def on_step_begin(self, args, state, control, model=None, **kwargs):
+        self._set(model, state.global_step < self.steps)
+
+    def on_train_end(self, args, state, control, model=None, **kwargs):
+        self._set(model, False)
+
+
 class FinstaTrainer(Trainer):
     """`Trainer` with atomic checkpoints and an optional separate learning rate for the backbone.
 
@@ -196,4 +229,4 @@ class FinstaTrainer(Trainer):
         _fsync_folder(final.parent)
 
 
-__all__ = ["STAGING_PREFIX", "FinstaTrainer", "checkpoint_folders", "last_complete_checkpoint", "rotate_checkpoints"]
+__all__ = ["STAGING_PREFIX", "FinstaTrainer", "FreezeHostCallback", "checkpoint_folders", "last_complete_checkpoint", "rotate_checkpoints"]

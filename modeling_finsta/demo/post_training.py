@@ -1,0 +1,349 @@
+"""The paper's protocol on Finsta-Synth: post-train an already trained host, then use the host alone
+(``finsta-demo --protocol post-training``).
+
+* Stage 0, the well-trained host: plain CLIP4Clip meanP and seqTransf trained on a pre-training split.
+  Cached on disk under a fingerprint of every setting that determines it, so later runs and seeds
+  reuse it; a changed setting trains a new one.
+* Stage 1, from that checkpoint (``FinstaModel.from_pretrained(<stage-0 folder>, **finsta)``), a short
+  Finsta post-training pass on a small disjoint post-training split, with the annotated DSG and with
+  the latent DSG (gold caption graphs, no gold video information for the latent one). The control at
+  equal budget continues the same host with its plain objective on the same split, for the same
+  steps, with the same hard-negative captions.
+* Stage 2, on the test split: the host alone (distilled) and the fused model; then each host once more
+  after a short plain fine-tuning on a downstream split (the paper's fine-tuning setting).
+
+Every seed re-runs stages 1 and 2; the table reports mean ± sd over the seeds. The transfer settings
+are `TRANSFER` (each one a config or training switch marked [ours]); ``--transfer-ablations`` reports
+what each contributed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from ..modeling_finsta import FinstaModel
+from ..training import FinstaExampleDataset
+from .comparison import RESULT_METRICS, aggregate, beyond_noise, format_cell
+from .variants import PLAIN_HOST, DemoData, Variant, build_model, evaluate, prepare_data, train_model
+
+HOSTS = ("meanP", "seqTransf")
+DSG_SOURCES = ("annotated", "latent")
+
+FINSTA_ON = dict(
+    inference_mode="fused", use_osc=True, use_ptc=True, graph_contrastive_loss_weight=1.0, fused_contrastive_loss_weight=1.0
+)
+"""What turns a plain host's config back into a Finsta one (the stage-0 host was saved with `PLAIN_HOST`)."""
+
+TRANSFER: dict[str, Any] = dict(
+    **FINSTA_ON,
+    distillation_target="fused_embedding",
+    distillation_loss_weight=1.0,
+    token_distillation_loss_weight=0.0,
+)
+"""[ours] The Finsta configuration of the post-training pass (on top of the host's own config)."""
+
+TRANSFER_TRAINING: dict[str, Any] = dict(host_frozen_steps=0)
+"""[ours] Training switches of the post-training pass: ``host_frozen_steps`` trains the head alone first."""
+
+TRANSFER_ABLATIONS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "rankings (KL) instead of fused embeddings": (dict(distillation_target="similarity"), {}),
+    "no distillation into the host": (dict(distillation_loss_weight=0.0), {}),
+    "+ token-level distillation": (dict(token_distillation_loss_weight=1.0), {}),
+    "+ head warm-up with the host frozen (half the steps)": ({}, dict(host_frozen_steps="half")),
+}
+"""[ours] ``--transfer-ablations``: each changes one switch of `TRANSFER` / `TRANSFER_TRAINING`."""
+
+
+@dataclass
+class ProtocolBudget:
+    pretrain_clips: int = 4000
+    post_clips: int = 400
+    downstream_clips: int = 400
+    test_clips: int = 200
+    pretrain_steps: int = 1500
+    post_steps: int = 300
+    finetune_steps: int = 100
+    batch_size: int = 32
+    learning_rate: float = 3e-3
+    post_learning_rate: float = 1e-3
+    seeds: tuple = (0, 1, 2)
+    data_seed: int = 0
+
+
+PROTOCOL = ProtocolBudget()
+QUICK = ProtocolBudget(pretrain_clips=1000, post_clips=200, downstream_clips=200, test_clips=100,
+                       pretrain_steps=300, post_steps=100, finetune_steps=40, seeds=(0,))  # fmt: skip
+
+
+@dataclass
+class ProtocolData:
+    data: DemoData
+    pretrain: FinstaExampleDataset
+    post: FinstaExampleDataset
+    downstream: FinstaExampleDataset
+    fingerprint_settings: dict = field(default_factory=dict)
+
+
+def split_examples(examples: FinstaExampleDataset, budget: ProtocolBudget) -> tuple[FinstaExampleDataset, ...]:
+    """Disjoint pre-training / post-training / downstream splits of the training clips (in that order)."""
+    items = examples.examples
+    first, second = budget.pretrain_clips, budget.pretrain_clips + budget.post_clips
+    return (
+        FinstaExampleDataset(items[:first]),
+        FinstaExampleDataset(items[first:second]),
+        FinstaExampleDataset(items[second : second + budget.downstream_clips]),
+    )
+
+
+def prepare_protocol_data(budget: ProtocolBudget) -> ProtocolData:
+    total = budget.pretrain_clips + budget.post_clips + budget.downstream_clips
+    data = prepare_data(total, budget.test_clips, budget.data_seed)
+    pretrain, post, downstream = split_examples(data.examples, budget)
+    settings = {"synth": {k: v for k, v in asdict(data.dataset.config).items()}, "max_length": data.max_length}
+    return ProtocolData(data, pretrain, post, downstream, settings)
+
+
+def stage0_fingerprint(host: str, budget: ProtocolBudget, protocol_data: ProtocolData) -> tuple[str, dict[str, Any]]:
+    """A hash of everything that determines the stage-0 host (data, model, budget, code version)."""
+    from .. import __name__ as package
+
+    try:
+        from importlib.metadata import version
+
+        code_version = version("finsta-transformers")
+    except Exception:  # not installed as a distribution
+        code_version = "source"
+    model = build_model(Variant(dict(temporal_head=host, **PLAIN_HOST), None, None, host), protocol_data.data, seed=0)
+    settings = {
+        "host": host,
+        "package": package,
+        "code_version": code_version,
+        "data": protocol_data.fingerprint_settings,
+        "pretrain_steps": budget.pretrain_steps,
+        "batch_size": budget.batch_size,
+        "learning_rate": budget.learning_rate,
+        "config": model.config.to_diff_dict(),
+    }
+    text = json.dumps(settings, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16], settings
+
+
+def stage0_host(host: str, budget: ProtocolBudget, protocol_data: ProtocolData, cache_dir: Path, progress: bool) -> Path:
+    """The cached stage-0 host folder, trained (and published atomically) when no valid one exists."""
+    fingerprint, settings = stage0_fingerprint(host, budget, protocol_data)
+    folder = cache_dir / f"stage0-{host}-{fingerprint}"
+    if (folder / "fingerprint.json").is_file() and (folder / "model.safetensors").is_file():
+        print(f"[stage 0] reusing {folder}", flush=True)
+        return folder
+    variant = Variant(dict(temporal_head=host, **PLAIN_HOST), None, None, host)
+    model = train_model(
+        f"stage0-{host}", build_model(variant, protocol_data.data, seed=0),
+        protocol_data.pretrain.without("video_scene_graph", "grounding"), protocol_data.data.processor, cache_dir / "runs", steps=budget.pretrain_steps, batch_size=budget.batch_size,
+        learning_rate=budget.learning_rate, seed=0, show_progress=progress,
+    )  # fmt: skip
+    staging = cache_dir / f".incomplete-{folder.name}"
+    shutil.rmtree(staging, ignore_errors=True)
+    model.save_pretrained(staging)
+    protocol_data.data.processor.save_pretrained(staging)
+    (staging / "fingerprint.json").write_text(json.dumps(settings, indent=2, sort_keys=True, default=str) + "\n")
+    shutil.rmtree(folder, ignore_errors=True)
+    staging.replace(folder)
+    return folder
+
+
+def post_train(
+    name: str,
+    stage0: Path,
+    examples: FinstaExampleDataset,
+    protocol_data: ProtocolData,
+    budget: ProtocolBudget,
+    seed: int,
+    output: Path,
+    overrides: dict[str, Any],
+    training: dict[str, Any],
+    progress: bool,
+) -> FinstaModel:
+    """Stage 1: load the stage-0 host with ``overrides`` (only the new head is fresh) and train ``post_steps``."""
+    import torch
+
+    torch.manual_seed(seed)
+    model = FinstaModel.from_pretrained(stage0, **overrides)
+    frozen = training.get("host_frozen_steps", 0)
+    frozen = budget.post_steps // 2 if frozen == "half" else int(frozen)
+    return train_model(
+        name, model, examples, protocol_data.data.processor, output / "runs", steps=budget.post_steps,
+        batch_size=budget.batch_size, learning_rate=budget.post_learning_rate, seed=seed, show_progress=progress,
+        host_frozen_steps=frozen,
+    )  # fmt: skip
+
+
+def as_plain_host(model: FinstaModel) -> FinstaModel:
+    """The same weights used as a plain host: its own objective only, host embeddings at inference."""
+    for key, value in PLAIN_HOST.items():
+        setattr(model.config, key, value)
+    return model
+
+
+def host_rows(model: FinstaModel, protocol_data: ProtocolData, dsg: str, fused: bool) -> dict[str, dict]:
+    """Test-split metrics of ``model``: the host alone (``"distilled"``) and, with ``fused``, the fused model."""
+    variant = Variant(dict(inference_mode="fused") if fused else PLAIN_HOST, "gold", dsg, "")
+    evaluation = evaluate(model, protocol_data.data, variant)
+    source = "annotated" if dsg == "annotated" else "latent"
+    return {mode: {m: evaluation[mode][source].get(m) for m in RESULT_METRICS} for mode in variant.modes}
+
+
+def run_seed(
+    seed: int,
+    protocol_data: ProtocolData,
+    budget: ProtocolBudget,
+    stage0: dict[str, Path],
+    output: Path,
+    overrides: dict[str, Any],
+    training: dict[str, Any],
+    progress: bool,
+    finetune: bool = True,
+) -> dict[str, dict[str, float]]:
+    """Stages 1 and 2 for one seed: ``{row: metrics}``."""
+    data = protocol_data.data
+    rows: dict[str, dict[str, float]] = {}
+    annotated = protocol_data.post
+    latent = annotated.without("video_scene_graph", "grounding")
+    for host in stage0:
+        control = post_train(
+            f"{host}-control-seed{seed}", stage0[host], latent, protocol_data, budget, seed, output, dict(PLAIN_HOST), {}, progress
+        )
+        rows[f"{host} control"] = host_rows(control, protocol_data, "latent", fused=False)["distilled"]
+        hosts_to_finetune = {"control": control}
+        for dsg, examples in (("annotated", annotated), ("latent", latent)):
+            model = post_train(
+                f"{host}-finsta-{dsg}-seed{seed}", stage0[host], examples, protocol_data, budget, seed, output,
+                overrides, training, progress,
+            )  # fmt: skip
+            results = host_rows(model, protocol_data, dsg, fused=True)
+            rows[f"{host} Finsta {dsg}, host alone"] = results["distilled"]
+            rows[f"{host} Finsta {dsg}, fused"] = results["fused"]
+            hosts_to_finetune[f"Finsta {dsg}"] = model
+        if finetune:
+            downstream = protocol_data.downstream.without("video_scene_graph", "grounding")
+            for label, model in hosts_to_finetune.items():
+                tuned = train_model(
+                    f"{host}-{label.replace(' ', '-')}-finetuned-seed{seed}", as_plain_host(model), downstream, data.processor,
+                    output / "runs", steps=budget.finetune_steps, batch_size=budget.batch_size,
+                    learning_rate=budget.post_learning_rate, seed=seed, show_progress=progress,
+                )  # fmt: skip
+                rows[f"{host} {label}, fine-tuned host"] = host_rows(tuned, protocol_data, "latent", fused=False)["distilled"]
+    return rows
+
+
+def format_protocol_table(table: dict[str, dict[str, list]], seeds: int) -> str:
+    metrics = ("t2v_R@1", "t2v_R@5", "temporal_acc", "binding_acc", "role_acc", "static_acc")
+    header = ["model", *metrics]
+    body = [[row, *(format_cell(values.get(m), seeds) for m in metrics)] for row, values in table.items()]
+    widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
+    return "\n".join("  ".join(cell.rjust(w) for cell, w in zip(line, widths)) for line in [header, *body])
+
+
+def targets(table: dict[str, dict[str, list]]) -> list[str]:
+    """The issue's targets, host alone vs the equal-budget control (means over seeds)."""
+    lines = []
+    for host in HOSTS:
+        control = table.get(f"{host} control")
+        for dsg in DSG_SOURCES:
+            alone = table.get(f"{host} Finsta {dsg}, host alone")
+            if control is None or alone is None:
+                continue
+            metrics = ("t2v_R@1", "temporal_acc", "binding_acc", "role_acc", "static_acc")
+            deltas = {m: alone[m][0] - control[m][0] for m in metrics}
+            wanted = {"t2v_R@1": 3.0, "binding_acc": 10.0, "role_acc": 10.0, **({"temporal_acc": 10.0} if host == "seqTransf" else {})}
+            parts = [f"{m} {deltas[m]:+.1f} ({'met' if deltas[m] >= t else 'missed'}, target +{t:g})" for m, t in wanted.items()]
+            below = [m for m in metrics if deltas[m] < -max(control[m][1] or 0.0, alone[m][1] or 0.0)]
+            parts.append(f"more than one sd below the control on {below}" if below else "no suite more than one sd below the control")
+            noise = [m for m in metrics if beyond_noise(alone[m], control[m])]
+            if noise:
+                parts.append(f"beyond the noise: {noise}")
+            lines.append(f"{host}, {dsg} DSG, host alone vs control: " + "; ".join(parts))
+    return lines
+
+
+def run_protocol(args: argparse.Namespace) -> dict[str, Any]:
+    """``finsta-demo --protocol post-training [--quick] [--transfer-ablations]``."""
+    import sys
+
+    started = time.time()
+    budget = getattr(args, "budget", None) or (QUICK if args.quick else PROTOCOL)
+    if getattr(args, "seeds", None):
+        budget = ProtocolBudget(**{**asdict(budget), "seeds": tuple(args.seeds)})
+    output = Path(args.output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    cache_dir = Path(getattr(args, "cache_dir", None) or output / "stage0-cache")
+    progress = bool(args.progress) and sys.stderr.isatty()
+    protocol_data = prepare_protocol_data(budget)
+    stage0 = {host: stage0_host(host, budget, protocol_data, cache_dir, progress) for host in HOSTS}
+    overrides, training = dict(TRANSFER), dict(TRANSFER_TRAINING)
+    report: dict[str, Any] = {"budget": asdict(budget), "transfer": overrides, "transfer_training": training}
+    per_seed: dict[str, dict] = {}
+    for seed in budget.seeds:
+        per_seed[str(seed)] = {"test": run_seed(seed, protocol_data, budget, stage0, output, overrides, training, progress)}
+        write_protocol_results(output, per_seed, report, started)
+    table = aggregate(per_seed)["test"]
+    seeds = len(budget.seeds)
+    print(f"\npost-training protocol, test split, {'mean ± sd over ' + str(seeds) + ' seeds' if seeds > 1 else 'one seed'}:")
+    print(format_protocol_table(table, seeds))
+    for line in targets(table):
+        print(line)
+    if getattr(args, "transfer_ablations", False):
+        report["transfer_ablations"] = run_transfer_ablations(protocol_data, budget, stage0, output, progress)
+    report["total_seconds"] = round(time.time() - started, 1)
+    write_protocol_results(output, per_seed, report, started)
+    print(f"\nwrote {output / 'results.json'}; total {report['total_seconds']:.0f} s")
+    return {"table": table, "per_seed": per_seed, **report}
+
+
+def run_transfer_ablations(protocol_data, budget, stage0, output, progress) -> dict[str, Any]:
+    """Each transfer switch changed alone: the meanP host alone after post-training with the latent DSG,
+    first seed, beside the equal-budget control (trained once)."""
+    seed = budget.seeds[0]
+    latent = protocol_data.post.without("video_scene_graph", "grounding")
+    control = post_train("ablation-control", stage0["meanP"], latent, protocol_data, budget, seed, output / "ablations",
+                         dict(PLAIN_HOST), {}, progress)  # fmt: skip
+    rows = {"control (plain objective)": host_rows(control, protocol_data, "latent", fused=False)["distilled"]}
+    for label, (config_change, training_change) in {"default": ({}, {}), **TRANSFER_ABLATIONS}.items():
+        model = post_train(
+            f"ablation-{len(rows)}", stage0["meanP"], latent, protocol_data, budget, seed, output / "ablations",
+            {**TRANSFER, **config_change}, {**TRANSFER_TRAINING, **training_change}, progress,
+        )  # fmt: skip
+        rows[label] = host_rows(model, protocol_data, "latent", fused=False)["distilled"]
+    print("\ntransfer switches (meanP host alone after post-training with the latent DSG, one seed):")
+    print(format_protocol_table({k: {m: [v, 0.0, 1] for m, v in r.items()} for k, r in rows.items()}, 1))
+    return rows
+
+
+def write_protocol_results(output: Path, per_seed: dict, report: dict, started: float) -> None:
+    payload = {"table": aggregate(per_seed), "per_seed": per_seed, "_details": {**report, "elapsed_seconds": round(time.time() - started, 1)}}
+    path = output / "results.json"
+    partial = path.with_suffix(".json.partial")
+    partial.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
+    partial.replace(path)
+
+
+__all__ = [
+    "HOSTS",
+    "PROTOCOL",
+    "QUICK",
+    "TRANSFER",
+    "TRANSFER_ABLATIONS",
+    "TRANSFER_TRAINING",
+    "ProtocolBudget",
+    "as_plain_host",
+    "run_protocol",
+    "split_examples",
+    "stage0_fingerprint",
+    "stage0_host",
+]
