@@ -25,6 +25,9 @@ from .scene_graph_batching import (
 from .scene_graphs import ParsedTextSceneGraph, ParsedVideoSceneGraph, move_tensor
 from .video_io import VideoPreprocessor, load_video, preprocessor_for_backbone
 
+REPEAT_SHORT_VIDEOS = ("videoprism",)
+"""Hosts without a frame mask (fixed frame count): a video shorter than ``num_frames`` keeps its repeated frames."""
+
 
 class FinstaBatch(BatchFeature):
     """A `BatchFeature` whose nested scene-graph dicts also move with `.to(...)`."""
@@ -170,7 +173,7 @@ class FinstaProcessor(ProcessorMixin):
                         else {"sampling": "fps", "fps": self.sampling_fps, "max_frames": self.num_frames, "slice_mode": self.slice_mode}
                     ),
                 )
-                if len(set(info.frame_indices)) < len(info.frame_indices):
+                if len(set(info.frame_indices)) < len(info.frame_indices) and self.backbone_type not in REPEAT_SHORT_VIDEOS:
                     # A video shorter than num_frames: keep each frame once; the rest is padding with mask 0.
                     keep = sorted({index: position for position, index in reversed(list(enumerate(info.frame_indices)))}.values())
                     array = array[keep]
