@@ -684,7 +684,7 @@ class FinstaForVideoClassification(FinstaModel):
                 f"got {tuple(class_embeds.shape)}"
             )
         if logit_scale is None:
-            logit_scale = float(self.host_adapter.contrastive_logit_scale(self.backbone))
+            logit_scale = float(self.host_adapter.contrastive_logit_scale(self.backbone).detach())
         with torch.no_grad():
             weight = nn.functional.normalize(class_embeds.float(), dim=-1) * logit_scale
             self.classifier.weight.copy_(weight.to(self.classifier.weight))

@@ -253,14 +253,15 @@ class FinstaDataCollator:
 
     Examples are either raw (`{"text": str, "video": ..., "video_scene_graph": optional}`; the
     processor prepares the batch) or already processed per example (unbatched tensors, with
-    `text_scene_graph` / `video_scene_graph` dicts), which are padded here.
+    `text_scene_graph` / `video_scene_graph` dicts; video-only ones with `labels` for classification),
+    which are padded here.
     """
 
     def __init__(self, processor: Optional[FinstaProcessor] = None):
         self.processor = processor
 
     def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
-        if "input_ids" not in examples[0]:
+        if "input_ids" not in examples[0] and "pixel_values" not in examples[0]:  # raw text/video (processed: tensors)
             if self.processor is None:
                 raise ValueError("raw examples (text/video) need FinstaDataCollator(processor=...)")
             graphs = [e.get("video_scene_graph") for e in examples]
