@@ -116,14 +116,13 @@ def annotated_video_scene_graph(batch: int = 3, frames: int = 4, tracks: int = 3
     return {"boxes": boxes, "node_mask": node_mask, "relation_types": relation_types}
 
 
-def tiny_siglip_config(image_size: int = 32, patch_size: int = 8):
-    """A tiny random SigLIP (text head onto the 32-wide vision space; attention-pooling image head)."""
+def tiny_siglip_config(image_size: int = 32, patch_size: int = 8, width: int = 32):
+    """A tiny random SigLIP (text head onto the ``width``-wide vision space; attention-pooling image head)."""
     from transformers import SiglipConfig
 
-    text = {key: value for key, value in TINY_TEXT.items()}
     return SiglipConfig(
-        text_config=dict(text, projection_size=TINY_TOWER["hidden_size"]),
-        vision_config=dict(TINY_TOWER, image_size=image_size, patch_size=patch_size),
+        text_config=dict(TINY_TEXT, projection_size=width),
+        vision_config=dict(TINY_TOWER, hidden_size=width, intermediate_size=2 * width, image_size=image_size, patch_size=patch_size),
     )
 
 
