@@ -22,8 +22,13 @@ from transformers import initialization as init
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 from transformers.utils import ModelOutput, can_return_tuple
 
-from .backbone_adapters import HostTextOutput, HostVideoOutput, VideoPrismAdapter, build_backbone_adapter
-from .backbone_adapters import INITIAL_VIDEOPRISM_LOGIT_SCALE
+from .backbone_adapters import (
+    INITIAL_VIDEOPRISM_LOGIT_SCALE,
+    HostTextOutput,
+    HostVideoOutput,
+    VideoPrismAdapter,
+    build_backbone_adapter,
+)
 from .configuration_finsta import FinstaConfig
 from .graph_encoder import (
     INITIAL_LOGIT_SCALE,
@@ -628,7 +633,6 @@ class FinstaModel(FinstaPreTrainedModel):
             summaries,
             encoder.ptc_logit_scale.exp().clamp(max=100),
         )
-
 
 
 @dataclass

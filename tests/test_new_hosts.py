@@ -3,6 +3,7 @@ exactly, plain-checkpoint loading (only the Finsta head initialised), the sigmoi
 inputs, fixed frame counts, and order sensitivity of the fused mode."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -234,3 +235,71 @@ def test_configs_without_a_shared_joint_space_are_refused():
     with pytest.raises(ValueError, match="tubelet_size"):
         FinstaConfig(backbone_config=prism)
     assert FinstaConfig(backbone_config=tiny_siglip_config()).projection_dim == 32
+
+
+def test_gathered_sigmoid_loss_equals_the_global_batch_loss_over_gloo(tmp_path):
+    """Two gloo processes, each with half the batch (and its K hard negatives), average to the single-process
+    sigmoid loss on the whole batch, with the same gradients for the captions and the (gathered) videos."""
+    import socket
+    import subprocess
+    import sys
+    import textwrap
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    script = textwrap.dedent(
+        f"""
+        import os, sys, torch, torch.distributed as dist
+        rank = int(sys.argv[1])
+        dist.init_process_group("gloo", init_method="tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+        import importlib.util  # losses.py needs torch only: load it alone, without the package's transformers import
+        spec = importlib.util.spec_from_file_location("losses", {str(Path(__file__).resolve().parents[1] / "modeling_finsta" / "losses.py")!r})
+        losses = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(losses)
+        sigmoid_contrastive_loss = losses.sigmoid_contrastive_loss
+        torch.manual_seed(0)
+        text, video, negatives = torch.randn(4, 8), torch.randn(4, 8), torch.randn(4, 3, 8)
+        mask = torch.tensor([[1, 1, 0], [1, 0, 0], [1, 1, 1], [0, 0, 0]]).bool()
+        part = slice(2 * rank, 2 * rank + 2)
+        local_text = text[part].clone().requires_grad_(True)
+        local_video = video[part].clone().requires_grad_(True)
+        loss = sigmoid_contrastive_loss(local_text, local_video, torch.tensor(5.0), torch.tensor(-2.0), negatives[part], mask[part])
+        loss.backward()
+        dist.all_reduce(loss, op=dist.ReduceOp.SUM)
+        torch.save({{"loss": loss / 2, "text": local_text.grad, "video": local_video.grad}}, "{tmp_path}/rank%d.pt" % rank)
+        dist.barrier()
+        sys.stdout.flush()
+        os._exit(0)
+        """
+    )
+    processes = [
+        subprocess.Popen([sys.executable, "-c", script, str(rank)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for rank in range(2)
+    ]
+    outputs = [process.communicate(timeout=120)[0] for process in processes]
+    assert all(process.returncode == 0 for process in processes), "\n".join(output[-2000:] for output in outputs)
+    torch.manual_seed(0)
+    text, video, negatives = torch.randn(4, 8), torch.randn(4, 8), torch.randn(4, 3, 8)
+    mask = torch.tensor([[1, 1, 0], [1, 0, 0], [1, 1, 1], [0, 0, 0]]).bool()
+    text.requires_grad_(True)
+    video.requires_grad_(True)
+    reference = sigmoid_contrastive_loss(text, video, torch.tensor(5.0), torch.tensor(-2.0), negatives, mask)
+    (reference * 2).backward()  # a rank's gradient is d(sum over ranks)/d(its rows)
+    results = [torch.load(tmp_path / f"rank{rank}.pt") for rank in range(2)]
+    assert torch.allclose(results[0]["loss"], reference, atol=1e-6)
+    assert torch.allclose(torch.cat([r["text"] for r in results]), text.grad, atol=1e-5)
+    assert torch.allclose(torch.cat([r["video"] for r in results]), video.grad, atol=1e-5)
+
+
+@pytest.mark.parametrize("backbone", ["siglip", "videoprism"])
+def test_lora_reaches_the_new_hosts_backbone_and_trains_the_head_in_full(backbone):
+    from modeling_finsta.training import get_finsta_peft_model
+
+    model = get_finsta_peft_model(build(backbone))
+    trainable = [name for name, parameter in model.named_parameters() if parameter.requires_grad]
+    assert any("lora_" in name and ".backbone." in name for name in trainable)
+    assert not any("lora_" in name for name in trainable if "graph_encoder" in name)
+    assert any("graph_encoder.modules_to_save" in name for name in trainable)
+    if backbone == "videoprism":  # the adapter's temperature is a trained parameter too
+        assert any("host_adapter.modules_to_save" in name and "logit_scale" in name for name in trainable)

@@ -159,7 +159,7 @@ def test_msrvtt_mc_in_every_published_form(tmp_path, form):
         write(root / "msrvtt_mc_test.jsonl", "\n".join(json.dumps(line) for line in lines) + "\n")
     else:
         header = "key\tvid_key\tvideo_id\ta1\ta2\ta3\ta4\ta5\tanswer\n"
-        rows = [f"k1\tmsr7010\tvideo7010\t" + "\t".join(CANDIDATES) + "\t2", f"k2\tmsr7011\tvideo7011\t" + "\t".join(CANDIDATES[::-1]) + "\t0"]
+        rows = ["k1\tmsr7010\tvideo7010\t" + "\t".join(CANDIDATES) + "\t2", "k2\tmsr7011\tvideo7011\t" + "\t".join(CANDIDATES[::-1]) + "\t0"]
         write(root / "MSR_MC_test.csv", header + "\n".join(rows) + "\n")
     split = load_multiple_choice_split("msrvtt-mc", root)
     assert split.video_ids == ["video7010", "video7011"] and split.answers == [2, 0]

@@ -156,3 +156,11 @@ def test_fine_tuning_with_trainer_learns_the_classes(tmp_path):
     assert after["distilled"]["latent"]["top1"] >= 90 > before["distilled"]["latent"]["top1"], (before, after)
     reloaded = AutoModelForVideoClassification.from_pretrained(tmp_path / "run")
     assert isinstance(reloaded, FinstaForVideoClassification)
+
+
+def test_a_saved_classifier_carries_exactly_the_model_files(tmp_path):
+    from test_model_contract import MODEL_FILES
+
+    FinstaForVideoClassification(tiny_finsta_config(num_labels=2)).save_pretrained(tmp_path)
+    assert {path.name for path in tmp_path.glob("*.py")} == MODEL_FILES
+    assert "zero-shot-video-classification" in json.loads((tmp_path / "config.json").read_text())["custom_pipelines"]

@@ -218,3 +218,24 @@ def test_pipeline_loads_as_remote_code_in_a_fresh_process_without_the_package(sa
             assert [r["label"] for r in result] == sorted(expected, key=expected.get, reverse=True)
             for r in result:
                 assert math.isclose(r["score"], expected[r["label"]], rel_tol=1e-4, abs_tol=1e-6)
+
+
+def test_publishing_keeps_the_pipeline_code_or_points_it_at_the_code_repo(saved_folder, tmp_path):
+    from huggingface_hub import ModelCard
+
+    from modeling_finsta.hub import files_to_publish, point_auto_map_at_code_repo
+
+    folder, _, _ = saved_folder
+    import shutil
+
+    repo = tmp_path / "repo"
+    shutil.copytree(folder, repo)
+    ModelCard("---\nlibrary_name: transformers\n---\n# tiny").save(repo / "README.md")
+    uploaded, _ = files_to_publish(repo)
+    assert {"pipeline_finsta.py", "zero_shot.py"} <= set(uploaded)
+    (repo / "pipeline_finsta.py").unlink()
+    with pytest.raises(Exception, match="pipeline_finsta"):
+        files_to_publish(repo)
+    config = point_auto_map_at_code_repo(json.loads((folder / "config.json").read_text()), "org/finsta-code")
+    impl = config["custom_pipelines"]["zero-shot-video-classification"]["impl"]
+    assert impl == "org/finsta-code--pipeline_finsta.FinstaZeroShotVideoClassificationPipeline"
