@@ -13,16 +13,34 @@ from .scene_graphs import (
     VideoSceneGraphBatch,
 )
 from .configuration_finsta import ABLATION_SWITCHES, FinstaConfig
-from .modeling_finsta import FinstaModel, FinstaOutput, FinstaPreTrainedModel
+from .modeling_finsta import (
+    FinstaForVideoClassification,
+    FinstaModel,
+    FinstaOutput,
+    FinstaPreTrainedModel,
+    FinstaVideoClassifierOutput,
+)
 from .text_scene_graph_parser import TextSceneGraphParser
 from .processing_finsta import FinstaBatch, FinstaDataCollator, FinstaProcessor
 from .video_io import VideoDecodingError, VideoPreprocessor, load_video, preprocessor_for_backbone
 from .video_scene_graph_io import VideoSceneGraphError, read_video_scene_graph, write_video_scene_graph
+from .zero_shot import (
+    DEFAULT_TEMPLATES,
+    ZERO_SHOT_VIDEO_CLASSIFICATION,
+    ClassPromptEmbeddings,
+    class_scores,
+    encode_class_prompts,
+    top_k_accuracy,
+    zero_shot_pipeline,
+)
+from .pipeline_finsta import FinstaZeroShotVideoClassificationPipeline
 
 
 def _register_auto_classes() -> None:
-    """Make `AutoConfig` / `AutoModel` resolve `model_type="finsta"` once the package is imported."""
-    from transformers import AutoConfig, AutoModel, AutoProcessor
+    """Make `AutoConfig` / `AutoModel` / `AutoModelForVideoClassification` resolve `model_type="finsta"` once
+    the package is imported, and register the ``zero-shot-video-classification`` pipeline task."""
+    from transformers import AutoConfig, AutoModel, AutoModelForVideoClassification, AutoProcessor
+    from transformers.pipelines import PIPELINE_REGISTRY
 
     try:
         AutoConfig.register(FinstaConfig.model_type, FinstaConfig)
@@ -30,6 +48,17 @@ def _register_auto_classes() -> None:
         AutoProcessor.register(FinstaConfig, FinstaProcessor)
     except ValueError:  # already registered (e.g. the module was reloaded)
         pass
+    try:
+        AutoModelForVideoClassification.register(FinstaConfig, FinstaForVideoClassification)
+    except ValueError:
+        pass
+    if ZERO_SHOT_VIDEO_CLASSIFICATION not in PIPELINE_REGISTRY.get_supported_tasks():
+        PIPELINE_REGISTRY.register_pipeline(
+            ZERO_SHOT_VIDEO_CLASSIFICATION,
+            pipeline_class=FinstaZeroShotVideoClassificationPipeline,
+            pt_model=AutoModel,
+            type="multimodal",
+        )
 
 
 _register_auto_classes()

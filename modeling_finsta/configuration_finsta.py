@@ -7,7 +7,9 @@ from typing import Any, Optional, Union
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
-SUPPORTED_BACKBONES = ("clip", "xclip")
+SUPPORTED_BACKBONES = ("clip", "xclip", "siglip", "siglip2", "videoprism")
+FRAME_WISE_BACKBONES = ("clip", "siglip", "siglip2")
+"""Hosts whose image tower runs frame by frame, so a CLIP4Clip temporal head (meanP / seqTransf) pools the frames."""
 TEMPORAL_HEADS = ("meanP", "seqTransf")
 INFERENCE_MODES = ("distilled", "fused")
 DISTILLATION_TARGETS = ("similarity", "embedding", "fused_embedding")
@@ -31,11 +33,14 @@ class FinstaConfig(PreTrainedConfig):
     Args:
         backbone_config (`PreTrainedConfig` or `dict`, *optional*):
             Config of the host model, built with `AutoModel.from_config`. Supported `model_type`s:
-            `"clip"` (CLIP4Clip: per-frame CLIP vision plus a temporal head) and `"xclip"`.
+            `"clip"` (CLIP4Clip: per-frame CLIP vision plus a temporal head), `"xclip"`, `"siglip"` /
+            `"siglip2"` (SigLIP image tower per frame plus the same temporal head; SigLIP2 in its NaFlex
+            form) and `"videoprism"` (`VideoPrismClipModel`, a video tower over a fixed frame count).
             Defaults to a `CLIPConfig()` (ViT-B/32 sizes).
         temporal_head (`str`, *optional*, defaults to `"meanP"`):
             CLIP4Clip similarity header: `"meanP"` (mean of frame embeddings) or `"seqTransf"`
-            (a Transformer over frame embeddings with frame position embeddings). Ignored for X-CLIP.
+            (a Transformer over frame embeddings with frame position embeddings). Used by the frame-wise
+            hosts (CLIP, SigLIP, SigLIP2); ignored for X-CLIP and VideoPrism, which pool time themselves.
         temporal_num_layers (`int`, defaults to 4): layers of the seqTransf header.
         num_frame_positions (`int`, defaults to 128): size of the seqTransf frame position table.
         graph_hidden_size, graph_num_heads, graph_intermediate_size: width of the graph encoders.
@@ -168,8 +173,12 @@ class FinstaConfig(PreTrainedConfig):
 
     @property
     def projection_dim(self) -> int:
-        """Size of the host's joint text-video embedding space (read-only: set ``backbone_config.projection_dim``)."""
-        return self.backbone_config.projection_dim
+        """Size of the host's joint text-video embedding space (read-only: it follows ``backbone_config``).
+
+        CLIP / X-CLIP: ``projection_dim``. SigLIP / SigLIP2: the vision width, which the text head
+        (``text_config.projection_size``) maps onto. VideoPrism: the (shared) tower width.
+        """
+        return joint_embedding_size(self.backbone_config)
 
     @property
     def text_config(self) -> PreTrainedConfig:
@@ -254,7 +263,8 @@ class FinstaConfig(PreTrainedConfig):
                 fail(field, "a positive integer")
         if self.graph_hidden_size % self.graph_num_heads:
             fail("graph_hidden_size", f"a multiple of graph_num_heads={self.graph_num_heads}")
-        if self.temporal_head == "seqTransf" and self.backbone_type == "clip" and self.projection_dim % 64:
+        _validate_joint_space(self.backbone_config)
+        if self.temporal_head == "seqTransf" and self.backbone_type in FRAME_WISE_BACKBONES and self.projection_dim % 64:
             raise ValueError(
                 "FinstaConfig.temporal_head='seqTransf' needs backbone_config.projection_dim to be a multiple of 64 "
                 f"(heads = width // 64, as in CLIP4Clip), got {self.projection_dim}"
@@ -282,6 +292,40 @@ class FinstaConfig(PreTrainedConfig):
         for field in (*ABLATION_SWITCHES, "use_scene_graph_structure"):
             if not isinstance(getattr(self, field), bool):
                 fail(field, "a bool")
+
+
+def joint_embedding_size(backbone_config: PreTrainedConfig) -> int:
+    """Width of the space a host's text and video embeddings share (see ``FinstaConfig.projection_dim``)."""
+    model_type = backbone_config.model_type
+    if model_type in ("siglip", "siglip2", "videoprism"):
+        return backbone_config.vision_config.hidden_size
+    return backbone_config.projection_dim
+
+
+def _validate_joint_space(backbone_config: PreTrainedConfig) -> None:
+    """Hosts without projection layers must have text and video towers that meet in one width."""
+    model_type = backbone_config.model_type
+    vision_width = backbone_config.vision_config.hidden_size
+    if model_type in ("siglip", "siglip2"):
+        text_width = backbone_config.text_config.projection_size
+        if text_width != vision_width:
+            raise ValueError(
+                f"FinstaConfig.backbone_config: {model_type} text_config.projection_size ({text_width}) must equal "
+                f"vision_config.hidden_size ({vision_width}), the joint embedding space of SigLIP"
+            )
+    elif model_type == "videoprism":
+        text_width = backbone_config.text_config.hidden_size
+        if text_width != vision_width:
+            raise ValueError(
+                f"FinstaConfig.backbone_config: videoprism text_config.hidden_size ({text_width}) must equal "
+                f"vision_config.hidden_size ({vision_width}); VideoPrism has no projection layers"
+            )
+        tubelet = list(backbone_config.vision_config.tubelet_size)
+        if tubelet[0] != 1:
+            raise ValueError(
+                f"FinstaConfig.backbone_config: videoprism vision_config.tubelet_size {tubelet} has a temporal extent; "
+                "Finsta needs per-frame patches (tubelet_size [1, p, p], as in VideoPrism's factorised encoder)"
+            )
 
 
 READ_ONLY_FIELDS = ("projection_dim", "backbone_type", "text_config", "vision_config")
@@ -331,4 +375,4 @@ def _build_backbone_config(value: Optional[Union[PreTrainedConfig, dict[str, Any
     )
 
 
-__all__ = ["FinstaConfig"]
+__all__ = ["FRAME_WISE_BACKBONES", "SUPPORTED_BACKBONES", "FinstaConfig", "joint_embedding_size"]

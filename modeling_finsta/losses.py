@@ -254,3 +254,37 @@ def shuffled_frame_order(video_mask: torch.Tensor, generator: Optional[torch.Gen
     # Fall back to a rotation of the valid frames, which always differs from the identity.
     rotated = torch.where(identity < lengths, (identity + 1) % lengths.clamp(min=1), identity)
     return torch.where(unchanged, rotated, order)
+
+
+def sigmoid_contrastive_loss(
+    text_embeds: torch.Tensor,
+    video_embeds: torch.Tensor,
+    logit_scale: torch.Tensor,
+    logit_bias: torch.Tensor,
+    negative_text_embeds: Optional[torch.Tensor] = None,
+    negative_mask: Optional[torch.Tensor] = None,
+) -> torch.Tensor:
+    """SigLIP's pairwise sigmoid loss (Zhai et al. 2023), kept as the objective of SigLIP-family hosts.
+
+    Every (caption, video) pair of the global batch is an independent binary problem: label +1 for a
+    caption and its own video, -1 otherwise, logit ``logit_scale * cos + logit_bias``; the loss sums
+    ``-log sigmoid(label * logit)`` over a caption's pairs and averages over captions. Local captions
+    are scored against the gathered videos, so averaged over ranks this equals the single-process
+    loss on the global batch (as ``contrastive_loss``). Hard-negative captions (``[B, D]`` or
+    ``[B, K, D]``, where ``negative_mask``) add one more -1 pair each for their own video, summed
+    into that video's caption row count (they are extra negatives, not extra rows).
+    """
+    all_video, offset = gather_with_grad(video_embeds)
+    logits = cosine_logits(text_embeds, all_video, logit_scale).float() + logit_bias.float()
+    labels = -torch.ones_like(logits)
+    rows = torch.arange(text_embeds.shape[0], device=logits.device)
+    labels[rows, rows + offset] = 1.0
+    loss = -F.logsigmoid(labels * logits).sum(-1)
+    if negative_text_embeds is not None:
+        negatives, mask = _per_video(negative_text_embeds, negative_mask)
+        extra = paired_cosine_logits(video_embeds, negatives, logit_scale).float() + logit_bias.float()
+        extra_loss = -F.logsigmoid(-extra)
+        if mask is not None:
+            extra_loss = extra_loss * mask.to(extra_loss.dtype)
+        loss = loss + extra_loss.sum(-1)
+    return loss.mean()

@@ -23,7 +23,13 @@ from transformers import initialization as init
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 from transformers.utils import ModelOutput, can_return_tuple, logging
 
-from .backbone_adapters import HostTextOutput, HostVideoOutput, build_backbone_adapter
+from .backbone_adapters import (
+    INITIAL_VIDEOPRISM_LOGIT_SCALE,
+    HostTextOutput,
+    HostVideoOutput,
+    VideoPrismAdapter,
+    build_backbone_adapter,
+)
 from .configuration_finsta import FinstaConfig
 from .graph_encoder import (
     INITIAL_LOGIT_SCALE,
@@ -228,6 +234,25 @@ class FinstaPreTrainedModel(PreTrainedModel):
         elif isinstance(module, SpatioTemporalGaussianDifferentialLayer):
             init.constant_(module.log_sigma, INITIAL_LOG_SIGMA)
             init.ones_(module.motion_attention_scale)
+        elif isinstance(module, VideoPrismAdapter):
+            init.constant_(module.logit_scale, INITIAL_VIDEOPRISM_LOGIT_SCALE)
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """``PreTrainedModel.save_pretrained``, plus the zero-shot pipeline: ``config.custom_pipelines`` names
+        ``pipeline_finsta.FinstaZeroShotVideoClassificationPipeline``, which travels as remote code with the model
+        files, so ``pipeline("zero-shot-video-classification", model=folder, trust_remote_code=True)`` works."""
+        from .pipeline_finsta import FinstaZeroShotVideoClassificationPipeline
+        from .zero_shot import ZERO_SHOT_VIDEO_CLASSIFICATION
+
+        pipelines = dict(getattr(self.config, "custom_pipelines", None) or {})
+        pipelines[ZERO_SHOT_VIDEO_CLASSIFICATION] = {
+            "impl": f"pipeline_finsta.{FinstaZeroShotVideoClassificationPipeline.__name__}",
+            "pt": ["AutoModel"],
+            "tf": [],
+            "type": "multimodal",
+        }
+        self.config.custom_pipelines = pipelines
+        return super().save_pretrained(save_directory, *args, **kwargs)
 
 
 class FinstaModel(FinstaPreTrainedModel):
@@ -296,9 +321,11 @@ class FinstaModel(FinstaPreTrainedModel):
         (class token first); ``hidden_states`` / ``attentions`` are the tower's over the ``B * T`` frames.
         """
         check_finite("pixel_values", pixel_values)
+        video_inputs = self._video_inputs(kwargs)
         host = self.host_adapter.encode_video(
-            self.backbone, pixel_values, video_mask, **self._tower_kwargs(output_hidden_states, output_attentions, kwargs)
-        )
+            self.backbone, pixel_values, video_mask,
+            **self._tower_kwargs(output_hidden_states, output_attentions, kwargs), **video_inputs,
+        )  # fmt: skip
         video_encoding = None
         if self.config.inference_mode == "fused":
             video_encoding = self._encode_video_graph(host, video_mask, VideoSceneGraphBatch.from_value(video_scene_graph))[1]
@@ -349,14 +376,15 @@ class FinstaModel(FinstaPreTrainedModel):
             return_loss = self.training
         if video_mask is None:
             video_mask = torch.ones(pixel_values.shape[:2], dtype=torch.long, device=pixel_values.device)
+        video_inputs = self._video_inputs(kwargs)
         tower_kwargs = self._tower_kwargs(output_hidden_states, output_attentions, kwargs)
         encoded = self._encode(
             input_ids, attention_mask, pixel_values, video_mask,
             TextSceneGraphBatch.from_value(text_scene_graph), VideoSceneGraphBatch.from_value(video_scene_graph),
             with_graphs=self.config.inference_mode == "fused" or (return_loss and self._graph_losses_active()),
-            tower_kwargs=tower_kwargs,
+            tower_kwargs=tower_kwargs, video_inputs=video_inputs,
         )  # fmt: skip
-        logit_scale = self.backbone.logit_scale.exp().clamp(max=100)
+        logit_scale = self.host_adapter.contrastive_logit_scale(self.backbone)
         logits_per_text = cosine_logits(encoded.text_embeds, encoded.video_embeds, logit_scale)
 
         losses: dict[str, Optional[torch.Tensor]] = dict.fromkeys(LOSS_COMPONENTS)
@@ -391,6 +419,11 @@ class FinstaModel(FinstaPreTrainedModel):
         )
 
     # -------------------------------------------------------------------------------- encoding
+    def _video_inputs(self, kwargs: dict) -> dict[str, Any]:
+        """Pop the host's extra video inputs (``host_adapter.video_input_names``, e.g. SigLIP2's NaFlex
+        ``pixel_attention_mask`` / ``spatial_shapes``) out of ``kwargs``."""
+        return {name: kwargs.pop(name) for name in self.host_adapter.video_input_names if kwargs.get(name) is not None}
+
     def _tower_kwargs(self, output_hidden_states, output_attentions, extra: dict) -> dict[str, Any]:
         """What reaches the host towers (argument, else the config's value); anything unknown is refused by name."""
         extra = {k: v for k, v in extra.items() if k not in ("num_items_in_batch",) and v is not None}
@@ -433,10 +466,11 @@ class FinstaModel(FinstaPreTrainedModel):
         return inputs, self.graph_encoder.encode_video_graph(inputs)
 
     def _encode(
-        self, input_ids, attention_mask, pixel_values, video_mask, text_graph, video_graph, *, with_graphs: bool, tower_kwargs
+        self, input_ids, attention_mask, pixel_values, video_mask, text_graph, video_graph, *, with_graphs: bool, tower_kwargs,
+        video_inputs: Optional[dict] = None,
     ) -> FinstaEncodings:
         host_text = self.host_adapter.encode_text(self.backbone, input_ids, attention_mask, **tower_kwargs)
-        host_video = self.host_adapter.encode_video(self.backbone, pixel_values, video_mask, **tower_kwargs)
+        host_video = self.host_adapter.encode_video(self.backbone, pixel_values, video_mask, **tower_kwargs, **(video_inputs or {}))
         text_encoding = video_inputs = video_encoding = None
         if with_graphs:
             text_encoding = self._encode_text_graph(host_text, input_ids, attention_mask, text_graph)
@@ -530,8 +564,8 @@ class FinstaModel(FinstaPreTrainedModel):
         host_negatives = None if negatives is None else negatives.host_embeds
         mask = None if negatives is None else negatives.mask
         losses: dict[str, Optional[torch.Tensor]] = {
-            "contrastive_loss": contrastive_loss(
-                encoded.host_text.text_embeds, encoded.host_video.video_embeds, logit_scale, host_negatives, mask
+            "contrastive_loss": self.host_adapter.host_contrastive_loss(
+                self.backbone, encoded.host_text.text_embeds, encoded.host_video.video_embeds, logit_scale, host_negatives, mask
             )
         }
         if encoded.fused and self.config.fused_contrastive_loss_weight > 0:
@@ -681,7 +715,152 @@ class FinstaModel(FinstaPreTrainedModel):
         )
 
 
+@dataclass
+class FinstaVideoClassifierOutput(ModelOutput):
+    """
+    Args:
+        loss: cross-entropy (single-label) or binary cross-entropy (multi-label) when `labels` are given.
+        logits: `[B, num_labels]` class scores.
+        video_embeds: the video embeddings the head reads (inference mode of the config), `[B, E]`.
+        hidden_states / attentions: the host vision tower's, over the `B * T` frames (when requested).
+    """
+
+    loss: Optional[torch.FloatTensor] = None
+    logits: Optional[torch.FloatTensor] = None
+    video_embeds: Optional[torch.FloatTensor] = None
+    hidden_states: Optional[tuple[torch.FloatTensor, ...]] = None
+    attentions: Optional[tuple[torch.FloatTensor, ...]] = None
+
+
+class FinstaForVideoClassification(FinstaModel):
+    """Action recognition: a linear head on the L2-normalised video embedding of the configured inference mode.
+
+    It is a `FinstaModel` plus ``classifier`` (same parameter names), so a Finsta checkpoint, or a plain
+    host checkpoint, loads with only the head (and, for a host, the Finsta head) initialised:
+    ``FinstaForVideoClassification.from_pretrained(folder, num_labels=400, id2label=...)``. The text tower
+    stays, so `initialize_classifier_from_prompts` can start the head at the zero-shot classifier (class
+    prompt embeddings times the host's logit scale), from which fine-tuning with `Trainer` proceeds; the
+    examples need ``pixel_values``, ``video_mask`` (optionally ``video_scene_graph``) and ``labels``.
+    """
+
+    main_input_name = "pixel_values"
+    input_modalities = ("video",)
+
+    def __init__(self, config: FinstaConfig):
+        FinstaPreTrainedModel.__init__(self, config)  # FinstaModel's modules, built once, then the head
+        self.backbone = AutoModel.from_config(config.backbone_config)
+        self.host_adapter = build_backbone_adapter(config)
+        self.graph_encoder = FinstaGraphEncoder(
+            config, self.host_adapter.text_hidden_size, self.host_adapter.vision_hidden_size
+        )
+        self.classifier = nn.Linear(config.projection_dim, config.num_labels)
+        self.post_init()
+
+    def initialize_classifier_from_text(self, class_embeds: torch.Tensor, logit_scale: Optional[float] = None) -> None:
+        """Set the head to the zero-shot classifier: weight ``= scale * normalize(class_embeds)``, bias 0.
+
+        ``class_embeds`` ``[num_labels, E]`` are class text embeddings (e.g. a prompt ensemble); ``logit_scale``
+        defaults to the host's contrastive scale, so the logits equal the zero-shot scores times that scale.
+        """
+        if class_embeds.shape != self.classifier.weight.shape:
+            raise ValueError(
+                f"class_embeds must be [num_labels={self.config.num_labels}, {self.config.projection_dim}], "
+                f"got {tuple(class_embeds.shape)}"
+            )
+        if logit_scale is None:
+            logit_scale = float(self.host_adapter.contrastive_logit_scale(self.backbone).detach())
+        with torch.no_grad():
+            weight = nn.functional.normalize(class_embeds.float(), dim=-1) * logit_scale
+            self.classifier.weight.copy_(weight.to(self.classifier.weight))
+            self.classifier.bias.zero_()
+
+    def initialize_classifier_from_prompts(
+        self, processor, class_names: Optional[list[str]] = None, templates: Optional[list[str]] = None, **kwargs
+    ):
+        """Encode the class names through a prompt ensemble (``zero_shot.encode_class_prompts``; default
+        names: ``config.id2label`` in id order) and start the head there; returns the class embeddings."""
+        from .zero_shot import DEFAULT_TEMPLATES, encode_class_prompts
+
+        if class_names is None:
+            class_names = [self.config.id2label[i] for i in range(self.config.num_labels)]
+        if len(class_names) != self.config.num_labels:
+            raise ValueError(f"got {len(class_names)} class names for num_labels={self.config.num_labels}")
+        classes = encode_class_prompts(self, processor, class_names, templates or DEFAULT_TEMPLATES, **kwargs)
+        self.initialize_classifier_from_text(classes.embeds)
+        self.config.id2label = dict(enumerate(class_names))
+        self.config.label2id = {name: index for index, name in enumerate(class_names)}
+        return classes
+
+    @can_return_tuple
+    def forward(
+        self,
+        pixel_values: Optional[torch.FloatTensor] = None,
+        video_mask: Optional[torch.Tensor] = None,
+        video_scene_graph: Optional[Union[VideoSceneGraphBatch, dict]] = None,
+        labels: Optional[torch.Tensor] = None,
+        output_hidden_states: Optional[bool] = None,
+        output_attentions: Optional[bool] = None,
+        return_loss: Optional[bool] = None,
+        **kwargs,
+    ) -> FinstaVideoClassifierOutput:
+        r"""
+        Args:
+            pixel_values / video_mask / video_scene_graph: as `FinstaModel.get_video_features`.
+            labels: class ids `[B]` (single-label) or multi-hot `[B, num_labels]` floats (multi-label).
+            return_loss: accepted for `FinstaDataCollator` batches; the loss is computed whenever `labels` are given.
+        """
+        if pixel_values is None:
+            raise ValueError("FinstaForVideoClassification.forward needs pixel_values")
+        video = self.get_video_features(
+            pixel_values, video_mask, video_scene_graph, output_hidden_states, output_attentions, return_dict=True, **kwargs
+        )
+        embeds = video.pooler_output
+        logits = self.classifier(nn.functional.normalize(embeds, dim=-1).to(self.classifier.weight.dtype))
+        loss = None
+        if labels is not None:
+            loss = self._classification_loss(logits, labels)
+        return FinstaVideoClassifierOutput(
+            loss=loss, logits=logits, video_embeds=embeds, hidden_states=video.hidden_states, attentions=video.attentions
+        )
+
+    def _classification_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        problem = self.config.problem_type
+        if problem is None:
+            problem = "single_label_classification" if labels.dtype in (torch.long, torch.int) else "multi_label_classification"
+        if problem == "single_label_classification":
+            if labels.dim() != 1 or bool(((labels < 0) | (labels >= self.config.num_labels)).any()):
+                raise ValueError(f"labels must be class ids in [0, {self.config.num_labels}) of shape [B], got {labels.tolist()}")
+            return nn.functional.cross_entropy(logits.float(), labels.long())
+        if problem == "multi_label_classification":
+            if labels.shape != logits.shape:
+                raise ValueError(f"multi-label labels must be [B, {self.config.num_labels}], got {tuple(labels.shape)}")
+            return nn.functional.binary_cross_entropy_with_logits(logits.float(), labels.float())
+        raise ValueError(
+            f"FinstaForVideoClassification supports problem_type 'single_label_classification' or "
+            f"'multi_label_classification', got {problem!r}"
+        )
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """Also map ``AutoModel`` to `FinstaModel`, so the folder serves retrieval and zero-shot as well."""
+        auto_map = dict(getattr(self.config, "auto_map", None) or {})
+        auto_map.setdefault("AutoModel", f"modeling_finsta.{FinstaModel.__name__}")
+        self.config.auto_map = auto_map
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
+
 FinstaConfig.register_for_auto_class()
 FinstaModel.register_for_auto_class("AutoModel")
+FinstaForVideoClassification.register_for_auto_class("AutoModelForVideoClassification")
 
-__all__ = ["NonFiniteValueError", "check_finite", "FinstaEncodings", "FinstaModel", "FinstaOutput", "FinstaPreTrainedModel", "HardNegativeCaptions", "LOSS_COMPONENTS"]
+__all__ = [
+    "NonFiniteValueError",
+    "check_finite",
+    "FinstaEncodings",
+    "FinstaForVideoClassification",
+    "FinstaModel",
+    "FinstaOutput",
+    "FinstaPreTrainedModel",
+    "FinstaVideoClassifierOutput",
+    "HardNegativeCaptions",
+    "LOSS_COMPONENTS",
+]

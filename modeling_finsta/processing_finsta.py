@@ -26,6 +26,9 @@ from .scene_graph_batching import (
 from .scene_graphs import ParsedTextSceneGraph, ParsedVideoSceneGraph, move_tensor
 from .video_io import VideoPreprocessor, load_video, preprocessor_for_backbone
 
+REPEAT_SHORT_VIDEOS = ("videoprism",)
+"""Hosts without a frame mask (fixed frame count): a video shorter than ``num_frames`` keeps its repeated frames."""
+
 logger = logging.get_logger(__name__)
 
 
@@ -38,10 +41,8 @@ def _check_captions(captions: Sequence[Any]) -> None:
             caption.encode("utf-8")
         except UnicodeEncodeError as error:
             raise ValueError(
-                f"FinstaProcessor: caption {index} ({caption!r}) has the unencodable character {caption[error.start]!r} at "
-                "position {error.start} (a lone surrogate: text decoded with errors='surrogateescape'?)".replace(
-                    "{error.start}", str(error.start)
-                )
+                f"FinstaProcessor: caption {index} ({caption!r}) has the unencodable character {caption[error.start]!r} "
+                f"at position {error.start} (a lone surrogate: text decoded with errors='surrogateescape'?)"
             ) from None
 
 
@@ -203,7 +204,7 @@ class FinstaProcessor(ProcessorMixin):
                         else {"sampling": "fps", "fps": self.sampling_fps, "max_frames": self.num_frames, "slice_mode": self.slice_mode}
                     ),
                 )
-                if len(set(info.frame_indices)) < len(info.frame_indices):
+                if len(set(info.frame_indices)) < len(info.frame_indices) and self.backbone_type not in REPEAT_SHORT_VIDEOS:
                     # A video shorter than num_frames: keep each frame once; the rest is padding with mask 0.
                     keep = sorted({index: position for position, index in reversed(list(enumerate(info.frame_indices)))}.values())
                     array = array[keep]
@@ -319,14 +320,15 @@ class FinstaDataCollator:
 
     Examples are either raw (`{"text": str, "video": ..., "video_scene_graph": optional}`; the
     processor prepares the batch) or already processed per example (unbatched tensors, with
-    `text_scene_graph` / `video_scene_graph` dicts), which are padded here.
+    `text_scene_graph` / `video_scene_graph` dicts; video-only ones with `labels` for classification),
+    which are padded here.
     """
 
     def __init__(self, processor: Optional[FinstaProcessor] = None):
         self.processor = processor
 
     def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
-        if "input_ids" not in examples[0]:
+        if "input_ids" not in examples[0] and "pixel_values" not in examples[0]:  # raw text/video (processed: tensors)
             missing = [key for key in ("text", "video") if key not in examples[0]]
             if missing:
                 raise KeyError(

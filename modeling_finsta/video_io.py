@@ -42,6 +42,8 @@ CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+SIGLIP_MEAN = (0.5, 0.5, 0.5)
+SIGLIP_STD = (0.5, 0.5, 0.5)
 
 SAMPLING_MODES = ("uniform", "fps")
 SLICE_MODES = ("head", "tail", "uniform")
@@ -831,6 +833,11 @@ def preprocessor_for_backbone(model_type: str, **overrides: Any) -> VideoPreproc
       in current transformers differ (``VideoMAEImageProcessor``: 0.5/0.5; the auto mapping for
       ``xclip`` names ``CLIPImageProcessor``: CLIP stats), so for a real checkpoint prefer
       ``VideoPreprocessor.from_image_processor(AutoImageProcessor.from_pretrained(path))``.
+    * ``"siglip"`` / ``"siglip2"``: mean = std = 0.5 per channel, bicubic. SigLIP's own image processor
+      squashes a frame to a square; this preset resizes the shortest side and centre-crops instead
+      (identical on square frames), which keeps objects' proportions for the scene graphs.
+    * ``"videoprism"``: 288 pixels, bilinear, values in [0, 1] without normalisation (as
+      ``VideoPrismProcessor``: ``do_normalize=False``).
 
     ``overrides`` replace any constructor argument (e.g. ``size=336, crop_size=336``).
     """
@@ -839,8 +846,15 @@ def preprocessor_for_backbone(model_type: str, **overrides: Any) -> VideoPreproc
         defaults: dict[str, Any] = {"image_mean": CLIP_MEAN, "image_std": CLIP_STD, "resample": "bicubic"}
     elif key in ("x_clip", "xclip", "xclip_vision_model"):
         defaults = {"image_mean": IMAGENET_MEAN, "image_std": IMAGENET_STD, "resample": "bilinear"}
+    elif key in ("siglip", "siglip2", "siglip_vision_model", "siglip2_vision_model"):
+        defaults = {"image_mean": SIGLIP_MEAN, "image_std": SIGLIP_STD, "resample": "bicubic"}
+    elif key in ("videoprism", "videoprism_vision_model"):
+        defaults = {"size": 288, "crop_size": 288, "resample": "bilinear", "do_normalize": False}
     else:
-        raise ValueError(f"No preprocessing preset for backbone model_type {model_type!r}; known: 'clip', 'x_clip'.")
+        raise ValueError(
+            f"No preprocessing preset for backbone model_type {model_type!r}; known: 'clip', 'x_clip', 'siglip', "
+            "'siglip2', 'videoprism'."
+        )
     defaults.update(overrides)
     return VideoPreprocessor(**defaults)
 
@@ -850,6 +864,8 @@ __all__ = [
     "CLIP_STD",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "SIGLIP_MEAN",
+    "SIGLIP_STD",
     "SAMPLING_MODES",
     "SLICE_MODES",
     "VideoDecodingError",

@@ -338,6 +338,8 @@ MODEL_FILES = {
     "latent_scene_graph.py",
     "losses.py",
     "scene_graphs.py",
+    "zero_shot.py",  # the zero-shot pipeline and its prompt ensembles travel with every model
+    "pipeline_finsta.py",
 }
 
 

@@ -61,7 +61,7 @@ def tiny_xclip_config(num_frames: int = 4) -> XCLIPConfig:
 
 
 def tiny_finsta_config(backbone: str = "clip", **overrides) -> FinstaConfig:
-    backbone_config = tiny_clip_config() if backbone == "clip" else tiny_xclip_config()
+    backbone_config = BACKBONE_BUILDERS[backbone]()
     defaults = dict(
         graph_hidden_size=32, graph_num_heads=4, text_graph_num_layers=1, video_graph_num_layers=2,
         temporal_num_layers=1, num_latent_slots=4, num_frame_positions=16,
@@ -114,3 +114,48 @@ def annotated_video_scene_graph(batch: int = 3, frames: int = 4, tracks: int = 3
     relation_types = torch.zeros(batch, frames, tracks, tracks, dtype=torch.long)
     relation_types[:, :, 0, 1] = 1
     return {"boxes": boxes, "node_mask": node_mask, "relation_types": relation_types}
+
+
+def tiny_siglip_config(image_size: int = 32, patch_size: int = 8, width: int = 32):
+    """A tiny random SigLIP (text head onto the ``width``-wide vision space; attention-pooling image head)."""
+    from transformers import SiglipConfig
+
+    return SiglipConfig(
+        text_config=dict(TINY_TEXT, projection_size=width),
+        vision_config=dict(TINY_TOWER, hidden_size=width, intermediate_size=2 * width, image_size=image_size, patch_size=patch_size),
+    )
+
+
+def tiny_siglip2_config(patch_size: int = 8, num_patches: int = 16):
+    """A tiny random SigLIP2 NaFlex model (position table of ``num_patches``, a square number)."""
+    from transformers import Siglip2Config
+
+    return Siglip2Config(
+        text_config=dict(TINY_TEXT, projection_size=TINY_TOWER["hidden_size"]),
+        vision_config=dict(TINY_TOWER, patch_size=patch_size, num_patches=num_patches),
+    )
+
+
+def tiny_videoprism_config(num_frames: int = 4, image_size: int = 32, patch_size: int = 8):
+    """A tiny random VideoPrismClipModel: factorised spatial (2) / temporal (1) layers, 1 auxiliary layer."""
+    from transformers import VideoPrismConfig
+
+    return VideoPrismConfig(
+        text_config=dict(
+            hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+            vocab_size=TEXT_VOCAB_SIZE, max_position_embeddings=TEXT_MAX_POSITIONS, pad_token_id=EOS_ID,
+        ),
+        vision_config=dict(
+            hidden_size=32, intermediate_size=64, num_attention_heads=4, num_spatial_layers=2, num_temporal_layers=1,
+            num_auxiliary_layers=1, num_frames=num_frames, image_size=image_size, tubelet_size=[1, patch_size, patch_size],
+        ),
+    )  # fmt: skip
+
+
+BACKBONE_BUILDERS = {
+    "clip": lambda: tiny_clip_config(),
+    "xclip": lambda: tiny_xclip_config(),
+    "siglip": lambda: tiny_siglip_config(),
+    "siglip2": lambda: tiny_siglip2_config(),
+    "videoprism": lambda: tiny_videoprism_config(),
+}

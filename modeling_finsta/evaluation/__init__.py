@@ -30,10 +30,16 @@ This package is tooling: it does not travel with a saved checkpoint as remote co
 * ``model_evaluation.py``: ``evaluate_model``, ``evaluate_finsta_synth``, ``format_results_table``,
   ``read_text_scene_graphs``;
 * ``parser_scoring.py``: gold-set scoring of the caption parser (``load_gold_records``, ``score_parser``);
-* ``cli.py``: the ``finsta-eval`` command line.
+* ``cli.py``: the ``finsta-eval`` command line;
+* ``classification.py``: ``evaluate_classification`` (zero-shot prompt ensembles or a trained head, top-k);
+* ``multiple_choice.py``: ``evaluate_multiple_choice`` (K candidates per video, accuracy, per-distractor wins);
+* ``task_cli.py``: ``finsta-eval --task classification | multiple-choice``.
 """
 
 from .cli import main
+from .classification import embed_videos, evaluate_classification, head_scores, video_settings
+from .multiple_choice import evaluate_multiple_choice, multiple_choice_accuracy, pairwise_by_kind
+from .task_cli import TASKS, format_task_table
 from .dsg_quality import SlotLocalisationCounts, latent_dsg_quality
 from .encoding import (
     DSG_SOURCES,
@@ -69,6 +75,15 @@ from .retrieval import evaluate_retrieval, similarity_matrix
 
 __all__ = [
     "text_prior_accuracy",
+    "TASKS",
+    "embed_videos",
+    "evaluate_classification",
+    "evaluate_multiple_choice",
+    "format_task_table",
+    "head_scores",
+    "multiple_choice_accuracy",
+    "pairwise_by_kind",
+    "video_settings",
     "ArrayLike",
     "DSG_SOURCES",
     "GOLD_SET_PATH",

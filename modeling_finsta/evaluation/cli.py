@@ -2,6 +2,7 @@
 
 The folder is read with ``modeling_finsta.readers.load_retrieval_split`` (MSR-VTT, MSVD, DiDeMo
 layouts), plus its optional ``scene_graphs/``, ``text_scene_graphs.jsonl`` and ``hard_negatives/``.
+``--task classification`` / ``--task multiple-choice`` are handled in ``task_cli.py``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from ..scene_graphs import ParsedTextSceneGraph
 from .encoding import DSG_SOURCES, INFERENCE_MODES
 from .hard_negatives import HARD_NEGATIVES_FOLDER, read_hard_negative_suites
 from .model_evaluation import TEXT_SCENE_GRAPHS_FILE, evaluate_model, format_results_table, read_text_scene_graphs
+from .task_cli import TASK_DATASETS, TASKS, add_task_arguments, run_task
+
+RETRIEVAL_DATASETS = ("msrvtt", "msvd", "didemo")
 
 
 def _build_argument_parser() -> argparse.ArgumentParser:
@@ -26,7 +30,11 @@ def _build_argument_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--model", required=True, help="saved model folder (AutoModel, trust_remote_code) with its processor")
     parser.add_argument("--data", required=True, help="dataset folder")
-    parser.add_argument("--dataset", required=True, choices=["msrvtt", "msvd", "didemo"])
+    parser.add_argument(
+        "--task", choices=TASKS, default="retrieval",
+        help="retrieval (default), classification (zero-shot, or a FinstaForVideoClassification head) or multiple-choice",
+    )  # fmt: skip
+    parser.add_argument("--dataset", required=True, choices=[*RETRIEVAL_DATASETS, *TASK_DATASETS])
     parser.add_argument("--split", default="test")
     parser.add_argument("--modes", nargs="+", choices=INFERENCE_MODES, default=list(INFERENCE_MODES))
     parser.add_argument(
@@ -39,6 +47,7 @@ def _build_argument_parser() -> argparse.ArgumentParser:
     parser.add_argument("--video-to-text", choices=["captions", "videos"], default="captions", help="multi-caption v2t protocol")
     parser.add_argument("--device", default=None, help="default: cuda when available, else cpu")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_task_arguments(parser)
     return parser
 
 
@@ -57,6 +66,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """``finsta-eval --model DIR --data ROOT --dataset msrvtt|msvd|didemo [--split test] ...``"""
     parser = _build_argument_parser()
     args = parser.parse_args(argv)
+    if args.task != "retrieval":
+        return run_task(args, parser)
+    if args.dataset not in RETRIEVAL_DATASETS:
+        parser.error(f"--dataset {args.dataset} is not a retrieval dataset ({', '.join(RETRIEVAL_DATASETS)}); pass --task")
     from ..readers import load_retrieval_split
 
     root = Path(args.data)

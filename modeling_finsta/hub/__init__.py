@@ -5,7 +5,8 @@ Finsta folders, their model cards, and upload to the Hub. Never travels with a c
 * ``verification.py``: fixed inputs, the reload-and-compare check, the original-layout reference forward;
 * ``sources.py``: a source's tokenizer and image statistics -> ``FinstaProcessor`` (``processor_from_source``);
 * ``model_cards.py``: card data + template -> ``README.md``;
-* ``converters.py``: ``convert_clip4clip_original``, ``convert_clip``, ``convert_xclip``;
+* ``converters.py``: ``convert_clip4clip_original``, ``convert_clip``, ``convert_xclip``, ``convert_siglip``
+  (SigLIP and SigLIP2 NaFlex), ``convert_videoprism``;
 * ``publishing.py``: ``files_to_publish``, ``publish_folder``;
 * ``cli.py``: the console scripts ``finsta-convert-clip4clip``, ``finsta-convert-clip``,
   ``finsta-convert-xclip``, ``finsta-push``.
@@ -37,12 +38,24 @@ from .checkpoint_conversion import (
     split_fused_qkv,
     strip_data_parallel_prefix,
 )
-from .cli import convert_clip4clip_main, convert_clip_main, convert_xclip_main, publish_main, push_main
+from .cli import (
+    convert_clip4clip_main,
+    convert_clip_main,
+    convert_siglip_main,
+    convert_videoprism_main,
+    convert_xclip_main,
+    publish_main,
+    push_main,
+)
 from .converters import (
+    CONVERTER_COMMANDS,
     ConversionReport,
     convert_clip,
     convert_clip4clip_original,
+    convert_siglip,
+    convert_videoprism,
     convert_xclip,
+    host_image_size,
     write_converted_folder,
 )
 from .model_cards import (
@@ -101,14 +114,20 @@ __all__ = [
     # cli
     "convert_clip4clip_main",
     "convert_clip_main",
+    "convert_siglip_main",
+    "convert_videoprism_main",
     "convert_xclip_main",
     "publish_main",
     "push_main",
     # converters
+    "CONVERTER_COMMANDS",
     "ConversionReport",
     "convert_clip",
     "convert_clip4clip_original",
+    "convert_siglip",
+    "convert_videoprism",
     "convert_xclip",
+    "host_image_size",
     "write_converted_folder",
     # model_cards
     "CARD_REQUIRED_FIELDS",

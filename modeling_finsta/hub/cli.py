@@ -2,7 +2,7 @@
 ``hub/converters.py`` and ``hub/publishing.py``).
 
 Console scripts: ``finsta-convert-clip4clip``, ``finsta-convert-clip``, ``finsta-convert-xclip``,
-``finsta-push``; the thin scripts in ``conversion/`` call the same functions.
+``finsta-convert-siglip``, ``finsta-convert-videoprism``, ``finsta-push``; the thin scripts in ``conversion/`` call the same functions.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any, Optional
 
 from .checkpoint_conversion import CheckpointConversionError
-from .converters import convert_clip, convert_clip4clip_original, convert_xclip
+from .converters import convert_clip, convert_clip4clip_original, convert_siglip, convert_videoprism, convert_xclip
 from .progress import log
 from .publishing import PublishError, publish_folder
 from .verification import ConversionVerificationError
@@ -109,6 +109,42 @@ def convert_xclip_main(argv: Optional[Sequence[str]] = None) -> int:
     )  # fmt: skip
 
 
+def convert_siglip_main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="finsta-convert-siglip",
+        description="Convert a transformers SigLIP or SigLIP2 (NaFlex) checkpoint to a Finsta-SigLIP folder (frames one at a time).",
+    )
+    parser.add_argument("source", help="SigLIP / SigLIP2 folder or Hub id (read from the cache when HF_HUB_OFFLINE=1)")
+    _common_arguments(parser)
+    parser.add_argument("--temporal-head", choices=("meanP", "seqTransf"), default="meanP")
+    parser.add_argument("--temporal-num-layers", type=int, default=4)
+    parser.add_argument("--num-frames", type=int, default=12)
+    parser.add_argument("--tokenizer", default=None, help="a fast tokenizer to use instead of the source's (offsets needed)")
+    parser.add_argument("--local-files-only", action="store_true", help="never contact the Hub")
+    args = parser.parse_args(argv)
+    return _run(
+        convert_siglip, source=args.source, output_dir=args.output_dir, temporal_head=args.temporal_head,
+        temporal_num_layers=args.temporal_num_layers, tokenizer=args.tokenizer, local_files_only=args.local_files_only,
+        config_overrides=_parse_overrides(args.overrides), card_data=args.card_data, card_template=args.card_template,
+        repo_id=args.repo_id, num_frames=args.num_frames, tolerance=args.tolerance,
+    )  # fmt: skip
+
+
+def convert_videoprism_main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="finsta-convert-videoprism", description="Convert a transformers VideoPrism video-text checkpoint to a Finsta folder."
+    )
+    parser.add_argument("source", help="VideoPrismClipModel folder or Hub id (read from the cache when HF_HUB_OFFLINE=1)")
+    _common_arguments(parser)
+    parser.add_argument("--local-files-only", action="store_true", help="never contact the Hub")
+    args = parser.parse_args(argv)
+    return _run(
+        convert_videoprism, source=args.source, output_dir=args.output_dir, local_files_only=args.local_files_only,
+        config_overrides=_parse_overrides(args.overrides), card_data=args.card_data,
+        card_template=args.card_template, repo_id=args.repo_id, tolerance=args.tolerance,
+    )  # fmt: skip
+
+
 def publish_main(argv: Optional[Sequence[str]] = None, api: Any = None) -> int:
     """``finsta-push FOLDER ORG/NAME [--private] [--revision BRANCH] [--create-pr] [--code-repo ORG/CODE]``."""
     parser = argparse.ArgumentParser(
@@ -147,4 +183,12 @@ def push_main(argv: Optional[Sequence[str]] = None) -> int:
     return publish_main(argv)
 
 
-__all__ = ["convert_clip4clip_main", "convert_clip_main", "convert_xclip_main", "publish_main", "push_main"]
+__all__ = [
+    "convert_clip4clip_main",
+    "convert_clip_main",
+    "convert_siglip_main",
+    "convert_videoprism_main",
+    "convert_xclip_main",
+    "publish_main",
+    "push_main",
+]

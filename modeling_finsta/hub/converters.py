@@ -11,6 +11,7 @@ module only orchestrates them. The command lines are in ``hub/cli.py``.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -209,7 +210,7 @@ def _load_source_model(source: str, expected_type: str, local_files_only: bool):
             "(huggingface-cli download) or pass a local folder"
         ) from error
     if source_config.model_type != expected_type:
-        other = {"clip": "finsta-convert-clip", "xclip": "finsta-convert-xclip"}.get(source_config.model_type)
+        other = CONVERTER_COMMANDS.get(source_config.model_type)
         hint = f"; use {other}" if other else ""
         raise CheckpointConversionError(
             f"{source!r} is a {source_config.model_type!r} checkpoint, expected {expected_type!r}{hint}"
@@ -357,16 +358,17 @@ def convert_xclip(
 def _finish_from_transformers_source(
     model, output_dir, source: str, source_model, *, local_files_only: bool, num_frames: int, sampling: str,
     max_text_length: int, default_card: str, converter: str, extra_provenance: Mapping[str, Any], card_data,
-    card_template, repo_id, inputs, text, video, video_level: str, tolerance: float, temporal_head,
+    card_template, repo_id, inputs, text, video, video_level: str, tolerance: float, temporal_head, tokenizer=None,
 ) -> ConversionReport:
     """Processor, provenance and card of a conversion from a transformers CLIP / X-CLIP source, then ``_finish``."""
     backbone_config = source_model.config
     backbone_type = backbone_config.model_type
-    tokenizer = load_tokenizer(source, local_files_only)
+    image_size = host_image_size(backbone_config)
+    tokenizer = tokenizer if tokenizer is not None else load_tokenizer(source, local_files_only)
     processor = None
     if tokenizer is not None:  # (a source without one has already been reported)
         processor = processor_from_source(
-            source, backbone_type, image_size=backbone_config.vision_config.image_size, tokenizer=tokenizer,
+            source, backbone_type, image_size=image_size, tokenizer=tokenizer,
             local_files_only=local_files_only, num_frames=num_frames, frame_sampling=sampling,
             max_length=min(max_text_length, backbone_config.text_config.max_position_embeddings),
         )  # fmt: skip
@@ -378,7 +380,7 @@ def _finish_from_transformers_source(
     }
     card = conversion_model_card(
         card_data, card_template, default_card, repo_id, provenance,
-        preprocessing_facts(processor, backbone_config.vision_config.image_size, backbone_type),
+        preprocessing_facts(processor, image_size, backbone_type),
     )  # fmt: skip
     return _finish(
         model, output_dir, processor=processor, tokenizer=tokenizer, card=card, inputs=inputs, text=text, video=video,
@@ -386,10 +388,165 @@ def _finish_from_transformers_source(
     )  # fmt: skip
 
 
+CONVERTER_COMMANDS = {
+    "clip": "finsta-convert-clip",
+    "xclip": "finsta-convert-xclip",
+    "siglip": "finsta-convert-siglip",
+    "siglip2": "finsta-convert-siglip",
+    "videoprism": "finsta-convert-videoprism",
+}
+"""The converter command of each host family (named in the error when a source is given to the wrong one)."""
+
+SOURCE_MODEL_CLASSES = {"siglip": "SiglipModel", "siglip2": "Siglip2Model", "videoprism": "VideoPrismClipModel"}
+
+
+def host_image_size(backbone_config) -> int:
+    """Frame side the host was trained at: ``vision_config.image_size``; for SigLIP2 NaFlex (which has none)
+    the square frame filling its position table, ``patch_size * sqrt(num_patches)``."""
+    vision = backbone_config.vision_config
+    if backbone_config.model_type == "siglip2":
+        return vision.patch_size * math.isqrt(vision.num_patches)
+    size = vision.image_size
+    return int(size[0] if isinstance(size, (list, tuple)) else size)
+
+
+def _load_host_source(source: str, expected_types: tuple[str, ...], local_files_only: bool):
+    """The SigLIP-family / VideoPrism source model (float32, eval) from a folder or the Hub cache."""
+    import transformers
+    from transformers import AutoConfig
+
+    log(f"loading {source}")
+    try:
+        source_config = AutoConfig.from_pretrained(source, local_files_only=local_files_only)
+    except OSError as error:
+        raise FileNotFoundError(
+            f"{source!r}: no config.json in that folder or in the Hub cache ({error}); download it first "
+            "(huggingface-cli download) or pass a local folder"
+        ) from error
+    model_type = source_config.model_type
+    if model_type not in expected_types:
+        other = CONVERTER_COMMANDS.get(model_type)
+        raise CheckpointConversionError(
+            f"{source!r} is a {model_type!r} checkpoint, expected one of {expected_types}" + (f"; use {other}" if other else "")
+        )
+    model_class = getattr(transformers, SOURCE_MODEL_CLASSES[model_type])
+    return model_class.from_pretrained(source, local_files_only=local_files_only, dtype=torch.float32).eval()
+
+
+def convert_siglip(
+    source: str,
+    output_dir: Union[str, os.PathLike],
+    *,
+    temporal_head: str = "meanP",
+    temporal_num_layers: int = 4,
+    tokenizer: Optional[str] = None,
+    local_files_only: bool = False,
+    config_overrides: Optional[Mapping[str, Any]] = None,
+    card_data: Optional[str] = None,
+    card_template: Optional[str] = None,
+    repo_id: Optional[str] = None,
+    num_frames: int = 12,
+    tolerance: float = 1e-5,
+) -> ConversionReport:
+    """A transformers SigLIP (``SiglipModel``) or SigLIP2 NaFlex (``Siglip2Model``) checkpoint -> Finsta-SigLIP.
+
+    The image tower runs per frame and the CLIP4Clip temporal head (``meanP``, or a freshly initialised
+    ``seqTransf``) pools the frames; the check compares text embeddings and the meanP video embedding
+    (or, for seqTransf, the per-frame image embeddings) with the source's own. ``tokenizer`` (a folder
+    or Hub id) replaces the source's: SigLIP's SentencePiece tokenizer has no character offsets, which
+    the processor's caption alignment needs, so give a fast (``tokenizer.json``) one.
+    """
+    source_model = _load_host_source(source, ("siglip", "siglip2"), local_files_only)
+    backbone_config = source_model.config
+    model_type = backbone_config.model_type
+    fields: dict[str, Any] = {"temporal_head": temporal_head}
+    if temporal_head == "seqTransf":
+        fields.update(temporal_num_layers=temporal_num_layers, num_frame_positions=max(num_frames, 32))
+    model = FinstaModel(_finsta_config(backbone_config, config_overrides, **fields)).eval()
+    _copy_source_into_backbone(model, source_model)
+    image_size = host_image_size(backbone_config)
+    inputs = fixed_verification_inputs(
+        backbone_config.text_config.vocab_size, backbone_config.text_config.max_position_embeddings, image_size,
+        eos_token_id=backbone_config.text_config.eos_token_id, num_channels=backbone_config.vision_config.num_channels,
+    )  # fmt: skip
+    frames = inputs["pixel_values"].flatten(0, 1)
+    with torch.no_grad():
+        text = source_model.get_text_features(input_ids=inputs["input_ids"]).pooler_output
+        if model_type == "siglip2":
+            from ..backbone_adapters import patchify_frames
+
+            patch_size = backbone_config.vision_config.patch_size
+            patches = patchify_frames(frames, patch_size)
+            side = image_size // patch_size
+            per_frame = source_model.get_image_features(
+                pixel_values=patches, pixel_attention_mask=torch.ones(patches.shape[:2], dtype=torch.long),
+                spatial_shapes=torch.tensor([[side, side]] * patches.shape[0]),
+            ).pooler_output  # fmt: skip
+        else:
+            per_frame = source_model.get_image_features(pixel_values=frames).pooler_output
+    video_level = "frames" if temporal_head == "seqTransf" else "video"
+    video = per_frame
+    if video_level == "video":  # CLIP4Clip meanP over the source's own frame embeddings
+        normed = F.normalize(per_frame.view(*inputs["pixel_values"].shape[:2], -1), dim=-1)
+        valid = inputs["video_mask"].float().unsqueeze(-1)
+        video = F.normalize((normed * valid).sum(1) / valid.sum(1), dim=-1)
+    name = "siglip2-base-patch16-naflex" if model_type == "siglip2" else "siglip-base-patch16-224"
+    return _finish_from_transformers_source(
+        model, output_dir, source, source_model, local_files_only=local_files_only, num_frames=num_frames,
+        sampling="uniform", max_text_length=64, default_card=f"finsta-{name}", converter="finsta-convert-siglip",
+        extra_provenance={"temporal_head": temporal_head}, card_data=card_data, card_template=card_template,
+        repo_id=repo_id, inputs=inputs, text=text, video=video, video_level=video_level, tolerance=tolerance,
+        temporal_head=temporal_head, tokenizer=load_tokenizer(tokenizer, local_files_only, required=True) if tokenizer else None,
+    )  # fmt: skip
+
+
+def convert_videoprism(
+    source: str,
+    output_dir: Union[str, os.PathLike],
+    *,
+    local_files_only: bool = False,
+    config_overrides: Optional[Mapping[str, Any]] = None,
+    card_data: Optional[str] = None,
+    card_template: Optional[str] = None,
+    repo_id: Optional[str] = None,
+    tolerance: float = 1e-5,
+) -> ConversionReport:
+    """A transformers VideoPrism video-text checkpoint (``VideoPrismClipModel``) -> Finsta-VideoPrism.
+
+    The video embedding checked is VideoPrism's own ``get_video_features`` (factorised space-time
+    encoder, auxiliary layers, attention pooling) on exactly ``vision_config.num_frames`` frames.
+    """
+    source_model = _load_host_source(source, ("videoprism",), local_files_only)
+    backbone_config = source_model.config
+    model = FinstaModel(_finsta_config(backbone_config, config_overrides)).eval()
+    _copy_source_into_backbone(model, source_model)
+    num_frames = backbone_config.vision_config.num_frames
+    inputs = fixed_verification_inputs(
+        backbone_config.text_config.vocab_size, backbone_config.text_config.max_position_embeddings,
+        host_image_size(backbone_config), num_frames=num_frames, eos_token_id=backbone_config.text_config.eos_token_id,
+        num_channels=backbone_config.vision_config.num_channels,
+    )  # fmt: skip
+    inputs["video_mask"] = torch.ones_like(inputs["video_mask"])  # VideoPrism has no frame mask
+    with torch.no_grad():
+        text = source_model.get_text_features(input_ids=inputs["input_ids"]).pooler_output
+        video = source_model.get_video_features(pixel_values_videos=inputs["pixel_values"]).pooler_output
+    return _finish_from_transformers_source(
+        model, output_dir, source, source_model, local_files_only=local_files_only, num_frames=num_frames,
+        sampling="uniform", max_text_length=64, default_card="finsta-videoprism-lvt-base-f16r288",
+        converter="finsta-convert-videoprism", extra_provenance={}, card_data=card_data, card_template=card_template,
+        repo_id=repo_id, inputs=inputs, text=text, video=video.reshape(video.shape[0], -1), video_level="video",
+        tolerance=tolerance, temporal_head=None,
+    )  # fmt: skip
+
+
 __all__ = [
+    "CONVERTER_COMMANDS",
     "ConversionReport",
     "convert_clip",
     "convert_clip4clip_original",
+    "convert_siglip",
+    "convert_videoprism",
     "convert_xclip",
+    "host_image_size",
     "write_converted_folder",
 ]

@@ -97,8 +97,11 @@ def _auto_map_modules(config_path: Path) -> set[str]:
     except json.JSONDecodeError as error:
         raise PublishError(f"{config_path}: not valid JSON ({error})") from error
     auto_map = content.get("auto_map", {}) if isinstance(content, dict) else {}
+    references = list(auto_map.values())
+    if isinstance(content, dict):  # custom pipelines (the zero-shot task) name their code as auto_map does
+        references += [task.get("impl") for task in (content.get("custom_pipelines") or {}).values() if isinstance(task, dict)]
     modules = set()
-    for reference in auto_map.values():
+    for reference in references:
         for value in reference if isinstance(reference, (list, tuple)) else [reference]:
             if value and "--" not in value:
                 modules.add(value.rsplit(".", 1)[0])
@@ -106,7 +109,8 @@ def _auto_map_modules(config_path: Path) -> set[str]:
 
 
 def point_auto_map_at_code_repo(config: dict[str, Any], code_repo: str) -> dict[str, Any]:
-    """Rewrite local ``auto_map`` entries (``"module.Class"``) to ``"code_repo--module.Class"``."""
+    """Rewrite local ``auto_map`` entries (``"module.Class"``) and ``custom_pipelines`` implementations to
+    ``"code_repo--module.Class"``."""
     if not re.fullmatch(r"[\w.-]+/[\w.-]+", code_repo):
         raise PublishError(f"code_repo: expected 'org/name', got {code_repo!r}")
 
@@ -118,6 +122,11 @@ def point_auto_map_at_code_repo(config: dict[str, Any], code_repo: str) -> dict[
     config = dict(config)
     if "auto_map" in config:
         config["auto_map"] = {key: point(value) for key, value in config["auto_map"].items()}
+    if config.get("custom_pipelines"):
+        config["custom_pipelines"] = {
+            task: {**info, "impl": point(info["impl"])} if isinstance(info, dict) and "impl" in info else info
+            for task, info in config["custom_pipelines"].items()
+        }
     return config
 
 

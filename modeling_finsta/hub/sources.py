@@ -93,10 +93,18 @@ def processor_from_source(
         log(f"  FinstaProcessor unavailable ({error}); saving the tokenizer only")
         return None
     image_settings = image_processor_settings(source, local_files_only)
+    video_preprocessing = preprocessor_for_backbone(backbone_type, size=image_size, crop_size=image_size).to_dict()
     if image_settings is not None:
-        video_preprocessing = VideoPreprocessor.from_image_processor(image_settings).to_dict()
-    else:
-        video_preprocessing = preprocessor_for_backbone(backbone_type, size=image_size, crop_size=image_size).to_dict()
+        try:
+            video_preprocessing = VideoPreprocessor.from_image_processor(image_settings).to_dict()
+        except ValueError:
+            # Not a shortest-edge processor (SigLIP resizes to height x width, SigLIP2 NaFlex to a patch
+            # budget): keep the family's preset at image_size with the source's own statistics.
+            video_preprocessing.update(
+                image_mean=list(image_settings.image_mean), image_std=list(image_settings.image_std),
+                do_normalize=bool(getattr(image_settings, "do_normalize", True)),
+            )  # fmt: skip
+            log(f"  {source}: preprocessing resizes to {image_size} (shortest edge) and centre-crops, with its statistics")
     return FinstaProcessor(
         tokenizer=tokenizer, video_preprocessing=video_preprocessing, backbone_type=backbone_type, **processor_kwargs
     )

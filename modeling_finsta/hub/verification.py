@@ -16,6 +16,8 @@ from typing import Optional, Union
 import torch
 import torch.nn.functional as F
 
+from ..configuration_finsta import FRAME_WISE_BACKBONES
+
 CLIP_LAYER_NORM_EPS = 1e-5
 """LayerNorm eps of OpenAI CLIP's towers (``nn.LayerNorm`` default)."""
 
@@ -89,12 +91,14 @@ def verify_backbone_embeddings(
     model = AutoModel.from_pretrained(os.fspath(folder), trust_remote_code=True, dtype=torch.float32).eval()
     with torch.no_grad():
         text = model.host_adapter.encode_text(model.backbone, inputs["input_ids"], None).text_embeds
+        # Frame-wise hosts (CLIP, SigLIP, SigLIP2) pool with the frame mask; X-CLIP / VideoPrism have none.
+        frame_wise = model.config.backbone_type in FRAME_WISE_BACKBONES
+        video_mask = inputs.get("video_mask") if frame_wise else None
+        host_video = model.host_adapter.encode_video(model.backbone, inputs["pixel_values"], video_mask)
         if video_level == "video":
-            video_mask = inputs.get("video_mask") if model.config.backbone_type == "clip" else None
-            video = model.host_adapter.encode_video(model.backbone, inputs["pixel_values"], video_mask).video_embeds
-        else:
-            frames = inputs["pixel_values"].flatten(0, 1)
-            video = model.backbone.get_image_features(pixel_values=frames).pooler_output
+            video = host_video.video_embeds
+        else:  # the per-frame image embeddings the temporal head reads
+            video = host_video.frame_inputs.flatten(0, 1)
     check = EmbeddingCheck(
         text_max_abs_diff=_max_abs_diff(text, expected_text_embeds, "text"),
         video_max_abs_diff=_max_abs_diff(video, expected_video_embeds, "video"),

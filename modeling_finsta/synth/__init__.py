@@ -56,7 +56,9 @@ Files (only this package's ``__init__`` is the interface; import names from ``mo
   split (``FinstaSynthConfig.held_out``: combinations of colour, shape, event kind and role that no
   training clip contains; ``num_compositional`` clips that each contain one);
 * ``export.py``: `write_video` and `export_finsta_synth` (MSR-VTT layout);
-* ``cli.py``: ``finsta-synth`` (also ``python -m modeling_finsta.synth``).
+* ``cli.py``: ``finsta-synth`` (also ``python -m modeling_finsta.synth``);
+* ``tasks.py``: the classification suite (classes that differ only in order or role) and the five-way
+  multiple-choice suite, with exports in the Kinetics and MSR-VTT-MC layouts.
 """
 
 from .cli import main
@@ -75,13 +77,38 @@ from .export import export_finsta_synth, write_video
 from .grammar import render_caption
 from .hard_negatives import HARD_NEGATIVE_SUITES, build_hard_negatives
 from .samples import ClipEvent, ClipScript, FinstaSynthDataset, FinstaSynthSample, HardNegative, SynthObject
-from .tracks import MOTION_RELATIONS, NEAR_RELATION, SPATIAL_RELATIONS, shape_stamp
+from .tracks import MOTION_RELATIONS, NEAR_RELATION, SPATIAL_RELATIONS, shape_stamp, tracks_for_script
+from .tasks import (
+    CLASSIFICATION_KINDS,
+    MULTIPLE_CHOICE_KINDS,
+    ClassificationSuite,
+    MultipleChoiceSuite,
+    SynthClass,
+    classification_classes,
+    export_classification_suite,
+    export_multiple_choice_suite,
+    suite_objects,
+    synth_classification_suite,
+    synth_multiple_choice_suite,
+)
 
 __all__ = [
     "COMPOSITIONAL_HELD_OUT",
     "ROLES",
     "SPLITS",
     "script_combinations",
+    "CLASSIFICATION_KINDS",
+    "MULTIPLE_CHOICE_KINDS",
+    "ClassificationSuite",
+    "MultipleChoiceSuite",
+    "SynthClass",
+    "classification_classes",
+    "export_classification_suite",
+    "export_multiple_choice_suite",
+    "suite_objects",
+    "synth_classification_suite",
+    "synth_multiple_choice_suite",
+    "tracks_for_script",
     "DIRECTIONS",
     "EVENT_KINDS",
     "HARD_NEGATIVE_SUITES",

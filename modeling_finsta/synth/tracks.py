@@ -306,3 +306,17 @@ def sample_clip(
         f"could not place a clip in {config.max_attempts} attempts; increase image_size or reduce "
         f"object_size/objects_per_clip (image_size={config.image_size}, object_size={config.object_size})"
     )
+
+
+def tracks_for_script(
+    script: ClipScript, rng: np.random.Generator, config: FinstaSynthConfig, attempts: int = _PLACEMENTS_PER_SCRIPT
+) -> tuple[np.ndarray, np.ndarray]:
+    """Integer stamp positions ``[T, K, 2]`` and visibility ``[T, K]`` that realise a *given* script
+    (``K = config.objects_per_clip``), retrying placements; the task suites (``synth/tasks.py``) use it
+    to draw a clip of a chosen class."""
+    for _ in range(attempts):
+        try:
+            return _synthesise_tracks(script, rng, config)
+        except _ClipRejected:
+            continue
+    raise RuntimeError(f"could not place the script {script} in {attempts} attempts (image_size={config.image_size})")

@@ -16,7 +16,8 @@ would pick up half-written (the stock Trainer writes straight into ``checkpoint-
 the highest-numbered folder whatever its state).
 
 Also here: processed training examples and hard negatives (``examples.py``), the closed-vocabulary
-word tokenizer (``word_tokenizer.py``), LoRA on the backbone (``peft_finsta.py``) and the one builder
+word tokenizer (``word_tokenizer.py``), examples for classification and K-negative / multiple-choice
+training (``tasks.py``), LoRA on the backbone (``peft_finsta.py``) and the one builder
 of the tiny random CLIP (``tiny_clip.py``).
 
 Command line (``cli.py``)::
@@ -71,6 +72,7 @@ from .run import (
     training_arguments,
 )
 from .cli import main
+from .tasks import classification_examples, finsta_synth_k_negative_examples, k_negative_examples, multiple_choice_examples
 
 __all__ = [
     # recipes.py
@@ -125,4 +127,9 @@ __all__ = [
     "training_arguments",
     # cli.py
     "main",
+    # tasks.py
+    "classification_examples",
+    "finsta_synth_k_negative_examples",
+    "k_negative_examples",
+    "multiple_choice_examples",
 ]

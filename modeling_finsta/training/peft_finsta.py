@@ -43,9 +43,12 @@ def backbone_lora_target_regex(projections: Sequence[str] = DEFAULT_LORA_PROJECT
 
 def finsta_modules_to_save(config: Any) -> list[str]:
     """The Finsta modules trained in full: ``graph_encoder``, plus ``host_adapter`` when it has weights
-    (the CLIP4Clip seqTransf header); the meanP and X-CLIP adapters have none."""
+    (the CLIP4Clip seqTransf header of a frame-wise host, VideoPrism's temperature); the meanP and
+    X-CLIP adapters have none."""
+    from ..configuration_finsta import FRAME_WISE_BACKBONES
+
     modules = ["graph_encoder"]
-    if config.backbone_type == "clip" and config.temporal_head == "seqTransf":
+    if (config.backbone_type in FRAME_WISE_BACKBONES and config.temporal_head == "seqTransf") or config.backbone_type == "videoprism":
         modules.append("host_adapter")
     return modules
 
