@@ -22,11 +22,25 @@ def caption_words(captions: Iterable[str]) -> list[str]:
     return list(seen)
 
 
+def _bpe(pieces: list[str], ranks: dict[tuple[str, str], int]) -> list[str]:
+    """Byte-pair encoding of one word: repeatedly merge the adjacent pair of lowest rank."""
+    pieces = list(pieces)
+    while len(pieces) > 1:
+        rank, index = min((ranks.get(pair, len(ranks)), i) for i, pair in enumerate(zip(pieces, pieces[1:])))
+        if rank == len(ranks):
+            break
+        pieces[index : index + 2] = [pieces[index] + pieces[index + 1]]
+    return pieces
+
+
 def build_word_tokenizer(words: Iterable[str]):
     """A CLIP BPE tokenizer whose merges spell each given word as one token (letters otherwise).
 
-    Offsets work (it is the fast tokenizer), so TSG nodes align with tokens exactly as with a real
-    CLIP vocabulary; only the vocabulary is small.
+    The merges are learned the way BPE training learns them: each new merge joins the leftmost pair of
+    a word as the merges so far segment it, until every word is one token. So applying them in rank
+    order (what the tokenizer does) reproduces every word whole; merges written per word independently
+    would let one word's merge split another ("green" -> g/re/e/n). Offsets work (it is the fast
+    tokenizer), so TSG nodes align with tokens exactly as with a real CLIP vocabulary.
     """
     from transformers import CLIPTokenizer
 
@@ -38,22 +52,20 @@ def build_word_tokenizer(words: Iterable[str]):
     for character in "abcdefghijklmnopqrstuvwxyz0123456789.,'!?;:-":
         add(character)
         add(character + "</w>")
-    merges: list[tuple[str, str]] = []
-    known_merges: set[tuple[str, str]] = set()
-    for word in words:
-        word = word.lower()
-        if len(word) < 2:
-            continue
-        pieces = list(word[:-1]) + [word[-1] + "</w>"]
-        current = pieces[0]
-        for piece in pieces[1:]:
-            if (current, piece) not in known_merges:
-                known_merges.add((current, piece))
-                merges.append((current, piece))
-            current = current + piece
-            add(current)
+    spellings = [list(w[:-1]) + [w[-1] + "</w>"] for w in dict.fromkeys(word.lower() for word in words) if len(w) > 1]
+    ranks: dict[tuple[str, str], int] = {}
+    changed = True
+    while changed:
+        changed = False
+        for spelling in spellings:
+            pieces = _bpe(spelling, ranks)
+            if len(pieces) > 1:
+                ranks[(pieces[0], pieces[1])] = len(ranks)
+                add(pieces[0] + pieces[1])
+                changed = True
     add("<|startoftext|>")
     add("<|endoftext|>")
+    merges = sorted(ranks, key=ranks.get)
     return CLIPTokenizer(vocab=vocab, merges=merges, unk_token="<|endoftext|>", pad_token="<|endoftext|>")
 
 
