@@ -6,9 +6,11 @@ Finsta folders, their model cards, and upload to the Hub. Never travels with a c
 * ``sources.py``: a source's tokenizer and image statistics -> ``FinstaProcessor`` (``processor_from_source``);
 * ``model_cards.py``: card data + template -> ``README.md``;
 * ``converters.py``: ``convert_clip4clip_original``, ``convert_clip``, ``convert_xclip``;
+* ``export.py``: ``export_host``, a Finsta model's host back in the host's own format (plain
+  ``CLIPModel`` / ``XCLIPModel`` folders, the original CLIP4Clip checkpoint layout);
 * ``publishing.py``: ``files_to_publish``, ``publish_folder``;
 * ``cli.py``: the console scripts ``finsta-convert-clip4clip``, ``finsta-convert-clip``,
-  ``finsta-convert-xclip``, ``finsta-push``.
+  ``finsta-convert-xclip``, ``finsta-push``, ``finsta-export-host``.
 
 Import from here (``from modeling_finsta.hub import convert_clip``), not from the files.
 """
@@ -47,6 +49,7 @@ from .cli import (
     convert_clip4clip_main,
     convert_clip_main,
     convert_xclip_main,
+    export_host_main,
     publish_main,
     push_main,
 )
@@ -56,6 +59,20 @@ from .converters import (
     convert_clip4clip_original,
     convert_xclip,
     write_converted_folder,
+)
+from .export import (
+    CLIP4CLIP_ATTENTION_HEAD_DIM,
+    CLIP4CLIP_CHECKPOINT_NAME,
+    EXPORT_INFO_NAME,
+    HOST_EXPORT_FORMATS,
+    HostExportError,
+    HostExportReport,
+    clip4clip_incompatibilities,
+    default_export_format,
+    distilled_host_embeddings,
+    export_host,
+    host_processor,
+    verify_host_processor,
 )
 from .model_cards import (
     CARD_REQUIRED_FIELDS,
@@ -122,6 +139,7 @@ __all__ = [
     "convert_clip4clip_main",
     "convert_clip_main",
     "convert_xclip_main",
+    "export_host_main",
     "publish_main",
     "push_main",
     # converters
@@ -130,6 +148,19 @@ __all__ = [
     "convert_clip4clip_original",
     "convert_xclip",
     "write_converted_folder",
+    # export
+    "CLIP4CLIP_ATTENTION_HEAD_DIM",
+    "CLIP4CLIP_CHECKPOINT_NAME",
+    "EXPORT_INFO_NAME",
+    "HOST_EXPORT_FORMATS",
+    "HostExportError",
+    "HostExportReport",
+    "clip4clip_incompatibilities",
+    "default_export_format",
+    "distilled_host_embeddings",
+    "export_host",
+    "host_processor",
+    "verify_host_processor",
     # model_cards
     "CARD_REQUIRED_FIELDS",
     "conversion_model_card",
