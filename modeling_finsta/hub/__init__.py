@@ -7,9 +7,11 @@ Finsta folders, their model cards, and upload to the Hub. Never travels with a c
 * ``model_cards.py``: card data + template -> ``README.md``;
 * ``converters.py``: ``convert_clip4clip_original``, ``convert_clip``, ``convert_xclip``, ``convert_siglip``
   (SigLIP and SigLIP2 NaFlex), ``convert_videoprism``;
+* ``export.py``: ``export_host``, a Finsta model's host back in the host's own format (plain
+  ``CLIPModel`` / ``XCLIPModel`` folders, the original CLIP4Clip checkpoint layout);
 * ``publishing.py``: ``files_to_publish``, ``publish_folder``;
 * ``cli.py``: the console scripts ``finsta-convert-clip4clip``, ``finsta-convert-clip``,
-  ``finsta-convert-xclip``, ``finsta-push``.
+  ``finsta-convert-xclip``, ``finsta-push``, ``finsta-export-host``.
 
 Import from here (``from modeling_finsta.hub import convert_clip``), not from the files.
 """
@@ -18,6 +20,7 @@ from .checkpoint_conversion import (
     CLIP4CLIP_CLIP_PREFIX,
     CLIP4CLIP_FRAME_POSITION_KEY,
     CLIP4CLIP_TEMPORAL_BLOCKS_PREFIX,
+    CLIP_ENCODER_LAYER_KEYS,
     MAX_LISTED_KEYS,
     OPENAI_METADATA_BUFFERS,
     RESIDUAL_BLOCK_SOURCE_KEYS,
@@ -32,7 +35,12 @@ from .checkpoint_conversion import (
     convert_residual_block,
     count_residual_blocks,
     detect_clip4clip_temporal_head,
+    export_clip4clip_checkpoint,
+    export_clip4clip_temporal_head,
+    export_openai_clip_state_dict,
+    export_residual_block,
     format_key_list,
+    fuse_qkv,
     infer_openai_clip_config,
     load_original_checkpoint,
     split_fused_qkv,
@@ -44,6 +52,7 @@ from .cli import (
     convert_siglip_main,
     convert_videoprism_main,
     convert_xclip_main,
+    export_host_main,
     publish_main,
     push_main,
 )
@@ -57,6 +66,20 @@ from .converters import (
     convert_xclip,
     host_image_size,
     write_converted_folder,
+)
+from .export import (
+    CLIP4CLIP_ATTENTION_HEAD_DIM,
+    CLIP4CLIP_CHECKPOINT_NAME,
+    EXPORT_INFO_NAME,
+    HOST_EXPORT_FORMATS,
+    HostExportError,
+    HostExportReport,
+    clip4clip_incompatibilities,
+    default_export_format,
+    distilled_host_embeddings,
+    export_host,
+    host_processor,
+    verify_host_processor,
 )
 from .model_cards import (
     CARD_REQUIRED_FIELDS,
@@ -82,7 +105,9 @@ from .verification import (
     CLIP_LAYER_NORM_EPS,
     ConversionVerificationError,
     EmbeddingCheck,
+    clip4clip_mean_pooling,
     clip4clip_reference_embeddings,
+    compare_embeddings,
     fixed_verification_inputs,
     verify_backbone_embeddings,
 )
@@ -92,6 +117,7 @@ __all__ = [
     "CLIP4CLIP_CLIP_PREFIX",
     "CLIP4CLIP_FRAME_POSITION_KEY",
     "CLIP4CLIP_TEMPORAL_BLOCKS_PREFIX",
+    "CLIP_ENCODER_LAYER_KEYS",
     "MAX_LISTED_KEYS",
     "OPENAI_METADATA_BUFFERS",
     "RESIDUAL_BLOCK_SOURCE_KEYS",
@@ -106,7 +132,12 @@ __all__ = [
     "convert_residual_block",
     "count_residual_blocks",
     "detect_clip4clip_temporal_head",
+    "export_clip4clip_checkpoint",
+    "export_clip4clip_temporal_head",
+    "export_openai_clip_state_dict",
+    "export_residual_block",
     "format_key_list",
+    "fuse_qkv",
     "infer_openai_clip_config",
     "load_original_checkpoint",
     "split_fused_qkv",
@@ -117,6 +148,7 @@ __all__ = [
     "convert_siglip_main",
     "convert_videoprism_main",
     "convert_xclip_main",
+    "export_host_main",
     "publish_main",
     "push_main",
     # converters
@@ -129,6 +161,19 @@ __all__ = [
     "convert_xclip",
     "host_image_size",
     "write_converted_folder",
+    # export
+    "CLIP4CLIP_ATTENTION_HEAD_DIM",
+    "CLIP4CLIP_CHECKPOINT_NAME",
+    "EXPORT_INFO_NAME",
+    "HOST_EXPORT_FORMATS",
+    "HostExportError",
+    "HostExportReport",
+    "clip4clip_incompatibilities",
+    "default_export_format",
+    "distilled_host_embeddings",
+    "export_host",
+    "host_processor",
+    "verify_host_processor",
     # model_cards
     "CARD_REQUIRED_FIELDS",
     "conversion_model_card",
@@ -157,7 +202,9 @@ __all__ = [
     "CLIP_LAYER_NORM_EPS",
     "ConversionVerificationError",
     "EmbeddingCheck",
+    "clip4clip_mean_pooling",
     "clip4clip_reference_embeddings",
+    "compare_embeddings",
     "fixed_verification_inputs",
     "verify_backbone_embeddings",
 ]

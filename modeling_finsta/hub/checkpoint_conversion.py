@@ -20,6 +20,11 @@ Targets:
 Key accounting is exact: every source key is either converted or listed in ``dropped_keys`` with the
 reason; anything else (an unknown key, a missing key, an unsupported CLIP4Clip variant) raises
 ``CheckpointConversionError`` naming the keys, so a conversion never silently loses weights.
+
+The inverse (``export_*``, used by ``finsta-export-host``) takes a ``CLIPModel`` state dict and the
+Finsta seqTransf head back to the CLIP4Clip training-checkpoint layout, one small function per
+``convert_*`` and with the same exact accounting, so ``convert_*(export_*(x))`` reproduces ``x``
+key for key.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import re
 import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Optional
 
 import torch
 from transformers import CLIPConfig
@@ -557,6 +563,147 @@ def convert_clip4clip_checkpoint(
     return result
 
 
+# --------------------------------------------------------------------------------- the inverse
+# transformers / Finsta layouts -> the original OpenAI CLIP / CLIP4Clip layout, used by
+# ``finsta-export-host`` (``hub/export.py``). Each ``export_*`` undoes the ``convert_*`` of the same
+# name, with the same exact key accounting, so ``convert(export(x)) == x`` key for key.
+
+_CLIP_ENCODER_LAYER_QKV_KEYS = (
+    "self_attn.q_proj.weight",
+    "self_attn.q_proj.bias",
+    "self_attn.k_proj.weight",
+    "self_attn.k_proj.bias",
+    "self_attn.v_proj.weight",
+    "self_attn.v_proj.bias",
+)
+CLIP_ENCODER_LAYER_KEYS = frozenset(_CLIP_ENCODER_LAYER_QKV_KEYS) | frozenset(_RESIDUAL_BLOCK_RENAMES.values())
+"""Key suffixes of one transformers ``CLIPEncoderLayer`` (after ``...layers.{i}.``)."""
+
+
+def _independent(tensor: torch.Tensor) -> torch.Tensor:
+    """A contiguous CPU copy sharing no storage with the model, so ``torch.save`` writes only this tensor."""
+    return tensor.detach().to("cpu", copy=True).contiguous()
+
+
+def fuse_qkv(
+    q_weight: torch.Tensor,
+    q_bias: torch.Tensor,
+    k_weight: torch.Tensor,
+    k_bias: torch.Tensor,
+    v_weight: torch.Tensor,
+    v_bias: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inverse of ``split_fused_qkv``: separate q, k, v projections -> ``nn.MultiheadAttention``'s fused
+    ``(in_proj_weight [3 * width, width], in_proj_bias [3 * width])``, rows in q, k, v order."""
+    width = q_weight.shape[-1]
+    for name, tensor, shape in (
+        ("q_weight", q_weight, (width, width)), ("k_weight", k_weight, (width, width)),
+        ("v_weight", v_weight, (width, width)), ("q_bias", q_bias, (width,)), ("k_bias", k_bias, (width,)),
+        ("v_bias", v_bias, (width,)),
+    ):  # fmt: skip
+        if tuple(tensor.shape) != shape:
+            raise CheckpointConversionError(
+                f"fuse_qkv: {name} has shape {tuple(tensor.shape)}, expected {shape} (width {width} from q_weight)"
+            )
+    fused_weight, fused_bias = torch.cat([q_weight, k_weight, v_weight]), torch.cat([q_bias, k_bias, v_bias])
+    return fused_weight.detach().cpu(), fused_bias.detach().cpu()
+
+
+def export_residual_block(
+    state_dict: Mapping[str, torch.Tensor], source_prefix: str, target_prefix: str
+) -> dict[str, torch.Tensor]:
+    """Inverse of ``convert_residual_block``: one transformers ``CLIPEncoderLayer`` -> one OpenAI
+    ``ResidualAttentionBlock``.
+
+    ``source_prefix`` is e.g. ``"text_model.encoder.layers.3."``, ``target_prefix`` e.g.
+    ``"clip.transformer.resblocks.3."``. The keys under ``source_prefix`` must be exactly the layer's.
+    """
+    check_state_dict_keys(
+        {source_prefix + suffix for suffix in CLIP_ENCODER_LAYER_KEYS},
+        {key for key in state_dict if key.startswith(source_prefix)},
+        f"CLIP encoder layer {source_prefix!r}",
+    )
+    in_proj_weight, in_proj_bias = fuse_qkv(*(state_dict[source_prefix + key] for key in _CLIP_ENCODER_LAYER_QKV_KEYS))
+    exported = {target_prefix + "attn.in_proj_weight": in_proj_weight, target_prefix + "attn.in_proj_bias": in_proj_bias}
+    for original_suffix, transformers_suffix in _RESIDUAL_BLOCK_RENAMES.items():
+        exported[target_prefix + original_suffix] = _independent(state_dict[source_prefix + transformers_suffix])
+    return exported
+
+
+def export_openai_clip_state_dict(
+    clip_state_dict: Mapping[str, torch.Tensor], prefix: str = "clip."
+) -> dict[str, torch.Tensor]:
+    """Inverse of ``convert_openai_clip_state_dict``: a transformers ``CLIPModel`` state dict -> OpenAI
+    ViT CLIP keys under ``prefix`` (fused ``in_proj`` attention, ``[width, embed]`` projections).
+
+    Every key must be consumed: an unknown one (a PEFT-wrapped layer, a ``position_ids`` buffer of an
+    old transformers) or a missing one raises ``CheckpointConversionError`` naming it.
+    """
+    context = "transformers CLIPModel state dict"
+    _require(clip_state_dict, [*_OPENAI_CLIP_DIRECT_RENAMES.values(), *_OPENAI_CLIP_TRANSPOSED_RENAMES.values()], context)
+    exported: dict[str, torch.Tensor] = {}
+    consumed: set[str] = set()
+    for original, transformers_key in _OPENAI_CLIP_DIRECT_RENAMES.items():
+        exported[prefix + original] = _independent(clip_state_dict[transformers_key])
+        consumed.add(transformers_key)
+    for original, transformers_key in _OPENAI_CLIP_TRANSPOSED_RENAMES.items():
+        # nn.Linear's [out, in] back to OpenAI's [width, embed] used as ``x @ proj``
+        exported[prefix + original] = _as_linear_weight(clip_state_dict[transformers_key], transformers_key).cpu()
+        consumed.add(transformers_key)
+    for original_blocks, transformers_blocks in (_TEXT_BLOCKS, _VISION_BLOCKS):
+        num_layers = _count_tower_blocks(clip_state_dict, transformers_blocks, context)
+        for index in range(num_layers):
+            layer_prefix = f"{transformers_blocks}{index}."
+            exported.update(export_residual_block(clip_state_dict, layer_prefix, f"{prefix}{original_blocks}{index}."))
+            consumed.update(layer_prefix + suffix for suffix in CLIP_ENCODER_LAYER_KEYS)
+    leftover = set(clip_state_dict) - consumed
+    if leftover:
+        raise CheckpointConversionError(
+            f"{context}: {len(leftover)} key(s) have no counterpart in OpenAI CLIP: {format_key_list(leftover)}"
+        )
+    return exported
+
+
+def export_clip4clip_temporal_head(temporal_state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Inverse of ``convert_clip4clip_temporal_head``: Finsta's seqTransf head (``frame_position_embeddings.weight``,
+    ``temporal_encoder.layers.{i}.*``, no ``host_adapter.`` prefix) -> CLIP4Clip's
+    ``frame_position_embeddings.weight`` and ``transformerClip.resblocks.{i}.*``. Keys must match exactly."""
+    _require(temporal_state_dict, [TEMPORAL_FRAME_POSITION_KEY], "Finsta seqTransf head")
+    exported = {CLIP4CLIP_FRAME_POSITION_KEY: _independent(temporal_state_dict[TEMPORAL_FRAME_POSITION_KEY])}
+    num_layers = count_residual_blocks(temporal_state_dict, TEMPORAL_LAYERS_PREFIX)
+    expected = {TEMPORAL_FRAME_POSITION_KEY}
+    for index in range(num_layers):
+        layer_prefix = f"{TEMPORAL_LAYERS_PREFIX}{index}."
+        exported.update(
+            export_residual_block(temporal_state_dict, layer_prefix, f"{CLIP4CLIP_TEMPORAL_BLOCKS_PREFIX}{index}.")
+        )
+        expected.update(layer_prefix + suffix for suffix in CLIP_ENCODER_LAYER_KEYS)
+    check_state_dict_keys(expected, temporal_state_dict.keys(), "Finsta seqTransf head")
+    return exported
+
+
+def export_clip4clip_checkpoint(
+    clip_state_dict: Mapping[str, torch.Tensor], temporal_state_dict: Optional[Mapping[str, torch.Tensor]] = None
+) -> dict[str, torch.Tensor]:
+    """Inverse of ``convert_clip4clip_checkpoint``: a ``CLIPModel`` state dict, plus Finsta's seqTransf
+    head for a seqTransf model (None for meanP, whose header has no weights), -> a CLIP4Clip training
+    checkpoint state dict (``clip.*``, ``frame_position_embeddings.weight``, ``transformerClip.*``),
+    what CLIP4Clip's ``torch.save(model.state_dict())`` writes. The tensors share no storage with the inputs.
+    """
+    exported = export_openai_clip_state_dict(clip_state_dict, CLIP4CLIP_CLIP_PREFIX)
+    if temporal_state_dict is not None:
+        temporal = export_clip4clip_temporal_head(temporal_state_dict)
+        width = temporal[CLIP4CLIP_FRAME_POSITION_KEY].shape[-1]
+        projection_dim = exported[CLIP4CLIP_CLIP_PREFIX + "text_projection"].shape[1]
+        if width != projection_dim:
+            raise CheckpointConversionError(
+                f"Finsta seqTransf head: width {width} differs from the CLIP projection dim {projection_dim}; "
+                "CLIP4Clip runs its temporal Transformer on projected frame embeddings"
+            )
+        exported.update(temporal)
+    return exported
+
+
 def load_original_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Load an original checkpoint file as a flat ``{name: tensor}`` state dict, on CPU, safely.
 
@@ -615,6 +762,7 @@ __all__ = [
     "RESIDUAL_BLOCK_SOURCE_KEYS",
     "TEMPORAL_FRAME_POSITION_KEY",
     "TEMPORAL_LAYERS_PREFIX",
+    "CLIP_ENCODER_LAYER_KEYS",
     "CheckpointConversionError",
     "ConvertedClip4Clip",
     "check_state_dict_keys",
@@ -624,7 +772,12 @@ __all__ = [
     "convert_residual_block",
     "count_residual_blocks",
     "detect_clip4clip_temporal_head",
+    "export_clip4clip_checkpoint",
+    "export_clip4clip_temporal_head",
+    "export_openai_clip_state_dict",
+    "export_residual_block",
     "format_key_list",
+    "fuse_qkv",
     "infer_openai_clip_config",
     "load_original_checkpoint",
     "split_fused_qkv",

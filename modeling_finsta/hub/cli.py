@@ -2,7 +2,8 @@
 ``hub/converters.py`` and ``hub/publishing.py``).
 
 Console scripts: ``finsta-convert-clip4clip``, ``finsta-convert-clip``, ``finsta-convert-xclip``,
-``finsta-convert-siglip``, ``finsta-convert-videoprism``, ``finsta-push``; the thin scripts in ``conversion/`` call the same functions.
+``finsta-convert-siglip``, ``finsta-convert-videoprism``, ``finsta-push``, ``finsta-export-host`` (``hub/export.py``);
+the thin scripts in ``conversion/`` call the same functions.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any, Optional
 
 from .checkpoint_conversion import CheckpointConversionError
 from .converters import convert_clip, convert_clip4clip_original, convert_siglip, convert_videoprism, convert_xclip
+from .export import HOST_EXPORT_FORMATS, export_host
 from .progress import log
 from .publishing import PublishError, publish_folder
 from .verification import ConversionVerificationError
@@ -145,6 +147,32 @@ def convert_videoprism_main(argv: Optional[Sequence[str]] = None) -> int:
     )  # fmt: skip
 
 
+def export_host_main(argv: Optional[Sequence[str]] = None) -> int:
+    """``finsta-export-host FINSTA_FOLDER OUTPUT_DIR [--format auto|clip|xclip|clip4clip] [--tolerance 1e-5]``."""
+    formats = "; ".join(f"{name}: {what}" for name, what in HOST_EXPORT_FORMATS.items())
+    parser = argparse.ArgumentParser(
+        prog="finsta-export-host",
+        description="Write a (post-)trained Finsta model's host back in the host's own format, loadable with "
+        "transformers alone (no Finsta code, no trust_remote_code). The export is reloaded and must reproduce "
+        "the Finsta model's distilled embeddings before success is reported.",
+    )
+    parser.add_argument("source", help="a saved Finsta model folder (finsta-train, finsta-convert-*, save_pretrained)")
+    parser.add_argument("output_dir", help="folder to write (must not exist or be empty)")
+    parser.add_argument(
+        "--format", choices=("auto", *HOST_EXPORT_FORMATS), default="auto",
+        help=f"auto (default) picks the host's own: meanP -> clip, seqTransf -> clip4clip, X-CLIP -> xclip. {formats}",
+    )  # fmt: skip
+    parser.add_argument("--tolerance", type=float, default=1e-5, help="max |diff| allowed in the embedding check")
+    args = parser.parse_args(argv)
+    try:
+        report = export_host(args.source, args.output_dir, format=args.format, tolerance=args.tolerance)
+    except (CheckpointConversionError, ConversionVerificationError, OSError, ValueError) as error:
+        print(f"error: {error}", flush=True)
+        return 2
+    log(f"success: {report.output_dir} ({report.format})")
+    return 0
+
+
 def publish_main(argv: Optional[Sequence[str]] = None, api: Any = None) -> int:
     """``finsta-push FOLDER ORG/NAME [--private] [--revision BRANCH] [--create-pr] [--code-repo ORG/CODE]``."""
     parser = argparse.ArgumentParser(
@@ -189,6 +217,7 @@ __all__ = [
     "convert_siglip_main",
     "convert_videoprism_main",
     "convert_xclip_main",
+    "export_host_main",
     "publish_main",
     "push_main",
 ]

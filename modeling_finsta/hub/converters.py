@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 import torch
-import torch.nn.functional as F
 
 from ..configuration_finsta import FinstaConfig
 from ..modeling_finsta import FinstaModel
@@ -36,6 +35,7 @@ from .provenance import converter_version, file_sha256
 from .sources import load_tokenizer, processor_from_source
 from .verification import (
     EmbeddingCheck,
+    clip4clip_mean_pooling,
     clip4clip_reference_embeddings,
     fixed_verification_inputs,
     verify_backbone_embeddings,
@@ -299,9 +299,7 @@ def convert_clip(
         text = source_model.get_text_features(input_ids=inputs["input_ids"]).pooler_output
         frames = source_model.get_image_features(pixel_values=inputs["pixel_values"].flatten(0, 1)).pooler_output
     if video_level == "video":  # CLIP4Clip meanP over the source's own frame embeddings
-        per_frame = F.normalize(frames.view(*inputs["pixel_values"].shape[:2], -1), dim=-1)
-        valid = inputs["video_mask"].float().unsqueeze(-1)
-        video = F.normalize((per_frame * valid).sum(1) / valid.sum(1), dim=-1)
+        video = clip4clip_mean_pooling(frames.view(*inputs["pixel_values"].shape[:2], -1), inputs["video_mask"])
     else:
         video = frames
 
@@ -487,9 +485,7 @@ def convert_siglip(
     video_level = "frames" if temporal_head == "seqTransf" else "video"
     video = per_frame
     if video_level == "video":  # CLIP4Clip meanP over the source's own frame embeddings
-        normed = F.normalize(per_frame.view(*inputs["pixel_values"].shape[:2], -1), dim=-1)
-        valid = inputs["video_mask"].float().unsqueeze(-1)
-        video = F.normalize((normed * valid).sum(1) / valid.sum(1), dim=-1)
+        video = clip4clip_mean_pooling(per_frame.view(*inputs["pixel_values"].shape[:2], -1), inputs["video_mask"])
     name = "siglip2-base-patch16-naflex" if model_type == "siglip2" else "siglip-base-patch16-224"
     return _finish_from_transformers_source(
         model, output_dir, source, source_model, local_files_only=local_files_only, num_frames=num_frames,

@@ -99,9 +99,28 @@ def verify_backbone_embeddings(
             video = host_video.video_embeds
         else:  # the per-frame image embeddings the temporal head reads
             video = host_video.frame_inputs.flatten(0, 1)
+    return compare_embeddings(
+        text, expected_text_embeds, video, expected_video_embeds, video_level=video_level, tolerance=tolerance,
+        failure=f"{folder}: the reloaded conversion does not reproduce the source",
+    )  # fmt: skip
+
+
+def compare_embeddings(
+    text: torch.Tensor,
+    expected_text: torch.Tensor,
+    video: torch.Tensor,
+    expected_video: torch.Tensor,
+    *,
+    video_level: str,
+    tolerance: float,
+    failure: str,
+) -> EmbeddingCheck:
+    """The equality check shared by the converters and ``finsta-export-host``: largest absolute
+    differences per modality; ``ConversionVerificationError`` (``failure``: what did not reproduce
+    what, then the numbers) when either exceeds ``tolerance`` or the shapes differ."""
     check = EmbeddingCheck(
-        text_max_abs_diff=_max_abs_diff(text, expected_text_embeds, "text"),
-        video_max_abs_diff=_max_abs_diff(video, expected_video_embeds, "video"),
+        text_max_abs_diff=_max_abs_diff(text, expected_text, "text"),
+        video_max_abs_diff=_max_abs_diff(video, expected_video, "video"),
         video_level=video_level,
     )
     failures = [
@@ -110,10 +129,17 @@ def verify_backbone_embeddings(
         if not value <= tolerance
     ]
     if failures:
-        raise ConversionVerificationError(
-            f"{folder}: the reloaded conversion does not reproduce the source: " + "; ".join(failures)
-        )
+        raise ConversionVerificationError(f"{failure}: " + "; ".join(failures))
     return check
+
+
+def clip4clip_mean_pooling(frame_embeds: torch.Tensor, video_mask: torch.Tensor) -> torch.Tensor:
+    """CLIP4Clip meanP from per-frame embeddings ``[B, T, E]``: L2-normalise each frame, average the
+    valid frames (``video_mask`` 1), L2-normalise. What a plain ``CLIPModel`` user computes on top of
+    ``get_image_features`` to get the video embedding of a CLIP4Clip meanP host."""
+    per_frame = F.normalize(frame_embeds, dim=-1)
+    valid = video_mask.to(per_frame.dtype).unsqueeze(-1)
+    return F.normalize((per_frame * valid).sum(1) / valid.sum(1).clamp(min=1.0), dim=-1)
 
 
 def _max_abs_diff(actual: torch.Tensor, expected: torch.Tensor, name: str) -> float:
@@ -220,7 +246,9 @@ __all__ = [
     "CLIP_LAYER_NORM_EPS",
     "ConversionVerificationError",
     "EmbeddingCheck",
+    "clip4clip_mean_pooling",
     "clip4clip_reference_embeddings",
+    "compare_embeddings",
     "fixed_verification_inputs",
     "verify_backbone_embeddings",
 ]
