@@ -14,6 +14,13 @@ from .scene_graphs import (
 )
 from .configuration_finsta import ABLATION_SWITCHES, FinstaConfig
 from .modeling_finsta import FinstaModel, FinstaOutput, FinstaPreTrainedModel
+from .configuration_finsta_generation import GENERATIVE_BACKBONES, FinstaGenerationConfig
+from .modeling_finsta_generation import (
+    GENERATIVE_LOSS_COMPONENTS,
+    FinstaForConditionalGeneration,
+    FinstaGenerationOutput,
+    FinstaGenerationPreTrainedModel,
+)
 from .text_scene_graph_parser import TextSceneGraphParser
 from .processing_finsta import FinstaBatch, FinstaDataCollator, FinstaProcessor
 from .video_io import VideoDecodingError, VideoPreprocessor, load_video, preprocessor_for_backbone
@@ -29,6 +36,13 @@ def _register_auto_classes() -> None:
         AutoModel.register(FinstaConfig, FinstaModel)
         AutoProcessor.register(FinstaConfig, FinstaProcessor)
     except ValueError:  # already registered (e.g. the module was reloaded)
+        pass
+    from transformers import AutoModelForImageTextToText
+
+    try:
+        AutoConfig.register(FinstaGenerationConfig.model_type, FinstaGenerationConfig)
+        AutoModelForImageTextToText.register(FinstaGenerationConfig, FinstaForConditionalGeneration)
+    except ValueError:
         pass
 
 
