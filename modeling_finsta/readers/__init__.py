@@ -25,8 +25,26 @@ from .retrieval import (
     read_msrvtt,
     read_msvd,
 )
+from .video_qa import (
+    CaptionRecord,
+    MultipleChoiceRecord,
+    VideoQADatasetError,
+    VideoQuestionRecord,
+    find_video,
+    read_msrvtt_captions,
+    read_msrvtt_mc,
+    read_video_qa,
+)
 
 __all__ = [
+    "CaptionRecord",
+    "MultipleChoiceRecord",
+    "VideoQADatasetError",
+    "VideoQuestionRecord",
+    "find_video",
+    "read_msrvtt_captions",
+    "read_msrvtt_mc",
+    "read_video_qa",
     "ACTION_GENOME_PERSON_TRACK_ID",
     "ACTION_GENOME_RELATIONSHIP_FIELDS",
     "LIST_SPLITS",
