@@ -23,6 +23,7 @@ from .modeling_finsta_generation import (
 )
 from .text_scene_graph_parser import TextSceneGraphParser
 from .processing_finsta import FinstaBatch, FinstaDataCollator, FinstaProcessor
+from .processing_finsta_generation import FinstaGenerationProcessor
 from .video_io import VideoDecodingError, VideoPreprocessor, load_video, preprocessor_for_backbone
 from .video_scene_graph_io import VideoSceneGraphError, read_video_scene_graph, write_video_scene_graph
 
@@ -42,6 +43,7 @@ def _register_auto_classes() -> None:
     try:
         AutoConfig.register(FinstaGenerationConfig.model_type, FinstaGenerationConfig)
         AutoModelForImageTextToText.register(FinstaGenerationConfig, FinstaForConditionalGeneration)
+        AutoProcessor.register(FinstaGenerationConfig, FinstaGenerationProcessor)
     except ValueError:
         pass
 

@@ -278,6 +278,8 @@ class FinstaForConditionalGeneration(FinstaGenerationPreTrainedModel, Generation
         host_kwargs.pop("num_items_in_batch", None)
         video_inputs = {"pixel_values_videos": pixel_values_videos, "video_grid_thw": video_grid_thw}
         video_inputs = {k: v for k, v in video_inputs.items() if k in self.host_adapter.video_input_names}
+        # The host still needs the video's layout (Qwen2-VL's M-RoPE positions come from video_grid_thw).
+        host_kwargs.update({k: v for k, v in video_inputs.items() if k != "pixel_values_videos" and v is not None})
         if pixel_values_videos is None:  # decoding steps of `generate`, or text only: the host as it is
             out = self.backbone(
                 input_ids=input_ids, inputs_embeds=inputs_embeds, labels=labels, logits_to_keep=logits_to_keep,

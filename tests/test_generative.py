@@ -13,8 +13,8 @@ from modeling_finsta.generative_adapters import Qwen2VLAdapter
 from modeling_finsta.graph_encoder import INITIAL_LOGIT_SCALE
 from modeling_finsta.processing_finsta_generation import FinstaGenerationProcessor, qwen_patchify
 from modeling_finsta.synth import FinstaSynthConfig
-from modeling_finsta.synth.generative import generate_generative_finsta_synth, generative_vocabulary
-from modeling_finsta.training.tiny_video_llm import tiny_video_llm_config, video_llm_tokenizer
+from modeling_finsta.synth import generate_generative_finsta_synth, generative_vocabulary
+from modeling_finsta.training import tiny_video_llm_config, video_llm_tokenizer
 
 FAMILIES = ("video_llava", "qwen2_vl", "qwen2_5_vl")
 GENERATIVE_MODEL_FILES = {
@@ -125,8 +125,8 @@ def test_gradients_reach_the_head_projector_and_llm_and_a_trained_head_changes_t
 
 
 def test_lora_under_trainer_trains_only_lora_projector_and_head(synth, tmp_path):
-    from modeling_finsta.training.generative import synth_examples, train_generative
-    from modeling_finsta.training.generative_peft import get_generative_peft_model
+    from modeling_finsta.training import synth_examples, train_generative
+    from modeling_finsta.training import get_generative_peft_model
 
     data, tokenizer = synth
     model, processor = build("qwen2_vl", tokenizer)
@@ -195,6 +195,20 @@ def test_a_fresh_head_generates_exactly_the_hosts_tokens_and_distilled_is_the_ho
     assert torch.equal(distilled, host)
 
 
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("mode", ["fused", "distilled"])
+def test_a_fresh_head_forward_gives_exactly_the_hosts_logits_and_lm_loss(synth, family, mode):
+    data, tokenizer = synth
+    model, processor = build(family, tokenizer, seed=4, inference_mode=mode)
+    batch = training_batch(data, processor)
+    inputs = {**host_inputs(batch), "labels": batch["labels"]}
+    with torch.no_grad():
+        host = model.backbone(**inputs)
+        ours = model(**inputs)  # eval mode: the inference mode's pass only (Qwen's M-RoPE needs video_grid_thw)
+    torch.testing.assert_close(ours.logits, host.logits, atol=1e-5, rtol=0)
+    torch.testing.assert_close(ours.loss, host.loss, atol=1e-5, rtol=0)
+
+
 # ------------------------------------------------------------------------ Qwen token order
 
 
@@ -231,7 +245,7 @@ def test_qwen_patch_tokens_restore_to_row_major_and_re_merge_into_the_towers_out
 
 
 def test_multiple_choice_scores_are_the_hand_computed_summed_log_likelihoods(synth):
-    from modeling_finsta.evaluation.generative import candidate_log_likelihoods
+    from modeling_finsta.evaluation import candidate_log_likelihoods
 
     data, tokenizer = synth
     model, processor = build("video_llava", tokenizer, seed=1)

@@ -65,8 +65,34 @@ from .grammar import render_caption
 from .hard_negatives import HARD_NEGATIVE_SUITES, build_hard_negatives
 from .samples import ClipEvent, ClipScript, FinstaSynthDataset, FinstaSynthSample, HardNegative, SynthObject
 from .tracks import MOTION_RELATIONS, NEAR_RELATION, SPATIAL_RELATIONS, shape_stamp
+from .generative import (
+    CAPTION_QUESTION,
+    MULTIPLE_CHOICE_NEGATIVES,
+    ORDER_SENSITIVE_CATEGORIES,
+    QA_CATEGORIES,
+    ROLE_SENSITIVE_CATEGORIES,
+    GenerativeFinstaSynth,
+    MultipleChoiceItem,
+    VideoQuestion,
+    generate_generative_finsta_synth,
+    generative_vocabulary,
+    multiple_choice_items,
+    questions_for_sample,
+)
 
 __all__ = [
+    "CAPTION_QUESTION",
+    "MULTIPLE_CHOICE_NEGATIVES",
+    "ORDER_SENSITIVE_CATEGORIES",
+    "QA_CATEGORIES",
+    "ROLE_SENSITIVE_CATEGORIES",
+    "GenerativeFinstaSynth",
+    "MultipleChoiceItem",
+    "VideoQuestion",
+    "generate_generative_finsta_synth",
+    "generative_vocabulary",
+    "multiple_choice_items",
+    "questions_for_sample",
     "DIRECTIONS",
     "EVENT_KINDS",
     "HARD_NEGATIVE_SUITES",
