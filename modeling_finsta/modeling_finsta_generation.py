@@ -42,6 +42,7 @@ from .graph_layers import INITIAL_LOG_SIGMA, SpatioTemporalGaussianDifferentialL
 from .losses import (
     clip_order_contrastive_loss,
     contrastive_loss,
+    cosine_logits,
     neighbourhood_mean,
     object_spatial_contrastive_loss,
     predicate_temporal_contrastive_loss,
@@ -482,7 +483,12 @@ class FinstaForConditionalGeneration(FinstaGenerationPreTrainedModel, Generation
         has_graph = text.has_graph
         if config.graph_contrastive_loss_weight > 0 and has_graph.any():
             scale = encoder.graph_logit_scale.exp().clamp(max=100)
-            losses["graph_contrastive_loss"] = contrastive_loss(text.graph_embeds[has_graph], video.graph_embeds[has_graph], scale)
+            if has_graph.all():  # gathered across processes, like the host's contrastive term
+                losses["graph_contrastive_loss"] = contrastive_loss(text.graph_embeds, video.graph_embeds, scale)
+            else:  # a subset differs in size across processes, so it stays local
+                logits = cosine_logits(text.graph_embeds[has_graph], video.graph_embeds[has_graph], scale).float()
+                labels = torch.arange(logits.shape[0], device=logits.device)
+                losses["graph_contrastive_loss"] = (F.cross_entropy(logits, labels) + F.cross_entropy(logits.t(), labels)) / 2
         need_osc = config.use_osc and config.osc_loss_weight > 0
         need_ptc = config.use_ptc and config.ptc_loss_weight > 0 and video.node_mask.shape[1] > 1
         if not (need_osc or need_ptc):
