@@ -20,8 +20,16 @@ from .modeling_finsta import (
     FinstaPreTrainedModel,
     FinstaVideoClassifierOutput,
 )
+from .configuration_finsta_generation import GENERATIVE_BACKBONES, FinstaGenerationConfig
+from .modeling_finsta_generation import (
+    GENERATIVE_LOSS_COMPONENTS,
+    FinstaForConditionalGeneration,
+    FinstaGenerationOutput,
+    FinstaGenerationPreTrainedModel,
+)
 from .text_scene_graph_parser import TextSceneGraphParser
 from .processing_finsta import FinstaBatch, FinstaDataCollator, FinstaProcessor
+from .processing_finsta_generation import FinstaGenerationProcessor
 from .video_io import VideoDecodingError, VideoPreprocessor, load_video, preprocessor_for_backbone
 from .video_scene_graph_io import VideoSceneGraphError, read_video_scene_graph, write_video_scene_graph
 from .zero_shot import (
@@ -37,9 +45,10 @@ from .pipeline_finsta import FinstaZeroShotVideoClassificationPipeline
 
 
 def _register_auto_classes() -> None:
-    """Make `AutoConfig` / `AutoModel` / `AutoModelForVideoClassification` resolve `model_type="finsta"` once
-    the package is imported, and register the ``zero-shot-video-classification`` pipeline task."""
-    from transformers import AutoConfig, AutoModel, AutoModelForVideoClassification, AutoProcessor
+    """Make the Auto classes resolve ``finsta`` (AutoModel, AutoModelForVideoClassification, AutoProcessor) and
+    ``finsta_generation`` (AutoModelForImageTextToText, AutoProcessor) once the package is imported, and register
+    the ``zero-shot-video-classification`` pipeline task."""
+    from transformers import AutoConfig, AutoModel, AutoModelForImageTextToText, AutoModelForVideoClassification, AutoProcessor
     from transformers.pipelines import PIPELINE_REGISTRY
 
     try:
@@ -59,6 +68,12 @@ def _register_auto_classes() -> None:
             pt_model=AutoModel,
             type="multimodal",
         )
+    try:
+        AutoConfig.register(FinstaGenerationConfig.model_type, FinstaGenerationConfig)
+        AutoModelForImageTextToText.register(FinstaGenerationConfig, FinstaForConditionalGeneration)
+        AutoProcessor.register(FinstaGenerationConfig, FinstaGenerationProcessor)
+    except ValueError:
+        pass
 
 
 _register_auto_classes()

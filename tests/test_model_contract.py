@@ -353,4 +353,6 @@ def test_a_saved_model_carries_exactly_the_model_files_and_the_top_level_holds_o
     build().save_pretrained(tmp_path)
     assert {path.name for path in tmp_path.glob("*.py")} == MODEL_FILES
     top_level = {path.name for path in Path(modeling_finsta.__file__).parent.glob("*.py")}
-    assert top_level == MODEL_FILES | PROCESSOR_FILES | {"__init__.py"}
+    from test_generative import GENERATIVE_MODEL_FILES, GENERATIVE_PROCESSOR_FILES
+
+    assert top_level == MODEL_FILES | PROCESSOR_FILES | GENERATIVE_MODEL_FILES | GENERATIVE_PROCESSOR_FILES | {"__init__.py"}

@@ -72,6 +72,15 @@ from .model_evaluation import (
 )
 from .parser_scoring import GOLD_SET_PATH, load_gold_records, score_parser
 from .retrieval import evaluate_retrieval, similarity_matrix
+from .generative import (
+    candidate_log_likelihoods,
+    caption_scores,
+    evaluate_generative_multiple_choice,
+    evaluate_open_ended,
+    exact_match,
+    generate_answers,
+    normalize_answer,
+)
 
 __all__ = [
     "text_prior_accuracy",
@@ -84,6 +93,13 @@ __all__ = [
     "multiple_choice_accuracy",
     "pairwise_by_kind",
     "video_settings",
+    "candidate_log_likelihoods",
+    "caption_scores",
+    "evaluate_generative_multiple_choice",
+    "evaluate_open_ended",
+    "exact_match",
+    "generate_answers",
+    "normalize_answer",
     "ArrayLike",
     "DSG_SOURCES",
     "GOLD_SET_PATH",

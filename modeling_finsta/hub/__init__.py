@@ -99,6 +99,7 @@ from .publishing import (
     point_auto_map_at_code_repo,
     publish_folder,
 )
+from .generative import HUB_VIDEO_LLMS, convert_video_llm_to_finsta
 from .sources import image_processor_settings, load_tokenizer, processor_from_source
 from .verification import (
     CLIP4CLIP_TEMPORAL_LAYER_NORM_EPS,
@@ -113,6 +114,8 @@ from .verification import (
 )
 
 __all__ = [
+    "HUB_VIDEO_LLMS",
+    "convert_video_llm_to_finsta",
     # checkpoint_conversion
     "CLIP4CLIP_CLIP_PREFIX",
     "CLIP4CLIP_FRAME_POSITION_KEY",

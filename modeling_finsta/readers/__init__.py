@@ -41,6 +41,14 @@ from .retrieval import (
     read_msrvtt,
     read_msvd,
 )
+from .video_qa import (
+    CaptionRecord,
+    VideoQADatasetError,
+    VideoQuestionRecord,
+    find_video,
+    read_msrvtt_captions,
+    read_video_qa,
+)
 
 __all__ = [
     "CLASSIFICATION_DATASET_READERS",
@@ -63,6 +71,12 @@ __all__ = [
     "read_something_something_v2",
     "read_ucf101",
     "ssv2_class_name",
+    "CaptionRecord",
+    "VideoQADatasetError",
+    "VideoQuestionRecord",
+    "find_video",
+    "read_msrvtt_captions",
+    "read_video_qa",
     "ACTION_GENOME_PERSON_TRACK_ID",
     "ACTION_GENOME_RELATIONSHIP_FIELDS",
     "LIST_SPLITS",

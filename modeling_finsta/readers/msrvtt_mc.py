@@ -6,7 +6,8 @@ first of these forms found:
 * ``msrvtt_mc_test.json``: a JSON array of ``{"video": "video7010.mp4", "caption": [5 captions], "answer": 2}``;
 * ``msrvtt_mc_test.jsonl``: one ``{"clip_name": "video7010", "options": [5 captions], "answer": 2}`` per line
   (an optional ``"question"`` is kept);
-* ``MSR_MC_test.csv``: tab-separated ``key, vid_key, video_id, a1 ... a5, answer``.
+* ``MSR_MC_test.csv``: tab- or comma-separated ``key, vid_key, [video_id,] a1 ... a5, answer`` (without
+  ``video_id``, ``vid_key`` ``msr7960`` names ``video7960``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,12 @@ from .task_splits import (
 )
 
 MSRVTT_MC_FILES = ("msrvtt_mc_test.json", "msrvtt_mc_test.jsonl", "MSR_MC_test.csv")
+
+
+def _video_of_key(key: str) -> str:
+    """JSFusion's ``vid_key`` ``msr7960`` is MSR-VTT's ``video7960`` (for files without a ``video_id`` column)."""
+    key = key.strip()
+    return f"video{key[3:]}" if key.startswith("msr") and key[3:].isdigit() else key
 
 
 def _item(path: Path, line: int, video: Any, options: Any, answer: Any, question: Any = None) -> tuple[str, list[str], int, Optional[str]]:
@@ -63,9 +70,12 @@ def read_msrvtt_mc(root: PathLike, split: str = "test", *, require_videos: bool 
                 raise TaskDatasetError(f"{path}:{line}: expected an object with 'clip_name', 'options' (list) and 'answer'")
             items.append(_item(path, line, entry["clip_name"], entry["options"], entry["answer"], entry.get("question")))
     else:
-        columns = ("video_id", "a1", "a2", "a3", "a4", "a5", "answer")
-        for line, row in read_csv_rows(path, "MSR-VTT-MC", columns, delimiter="\t"):
-            items.append(_item(path, line, row["video_id"], [row[f"a{i}"] for i in range(1, 6)], row["answer"]))
+        header = path.read_text(encoding="utf-8", errors="replace").split("\n", 1)[0]
+        delimiter = "\t" if "\t" in header else ","
+        columns = ("a1", "a2", "a3", "a4", "a5", "answer")
+        for line, row in read_csv_rows(path, "MSR-VTT-MC", columns, delimiter=delimiter):
+            video = row.get("video_id") or _video_of_key(row.get("vid_key") or "")
+            items.append(_item(path, line, video, [row[f"a{i}"] for i in range(1, 6)], row["answer"]))
     if not items:
         raise TaskDatasetError(f"{path}: no items")
     ids = [video for video, *_ in items]

@@ -92,6 +92,21 @@ from .tasks import (
     synth_multiple_choice_suite,
 )
 
+from .generative import (
+    CAPTION_QUESTION,
+    MULTIPLE_CHOICE_NEGATIVES,
+    ORDER_SENSITIVE_CATEGORIES,
+    QA_CATEGORIES,
+    ROLE_SENSITIVE_CATEGORIES,
+    GenerativeFinstaSynth,
+    MultipleChoiceItem,
+    VideoQuestion,
+    generate_generative_finsta_synth,
+    generative_vocabulary,
+    multiple_choice_items,
+    questions_for_sample,
+)
+
 __all__ = [
     "COMPOSITIONAL_HELD_OUT",
     "ROLES",
@@ -109,6 +124,18 @@ __all__ = [
     "synth_classification_suite",
     "synth_multiple_choice_suite",
     "tracks_for_script",
+    "CAPTION_QUESTION",
+    "MULTIPLE_CHOICE_NEGATIVES",
+    "ORDER_SENSITIVE_CATEGORIES",
+    "QA_CATEGORIES",
+    "ROLE_SENSITIVE_CATEGORIES",
+    "GenerativeFinstaSynth",
+    "MultipleChoiceItem",
+    "VideoQuestion",
+    "generate_generative_finsta_synth",
+    "generative_vocabulary",
+    "multiple_choice_items",
+    "questions_for_sample",
     "DIRECTIONS",
     "EVENT_KINDS",
     "HARD_NEGATIVE_SUITES",

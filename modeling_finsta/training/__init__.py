@@ -73,8 +73,31 @@ from .run import (
 )
 from .cli import main
 from .tasks import classification_examples, finsta_synth_k_negative_examples, k_negative_examples, multiple_choice_examples
+from .tiny_video_llm import TINY_VIDEO_LLM_FAMILIES, VIDEO_TOKEN, tiny_video_llm_config, video_llm_tokenizer
+from .generative import GenerativeCollator, GenerativeExamples, generative_training_arguments, synth_examples, train_generative
+from .generative_peft import LLM_LORA_PROJECTIONS, generative_modules_to_save, get_generative_peft_model, llm_lora_target_regex
+from .generative_recipes import GENERATIVE_DATA_SOURCES, TINY_HOSTS, GenerativeRecipe, build_generative_setup, load_generative_recipe, run_generative_recipe
 
 __all__ = [
+    "TINY_VIDEO_LLM_FAMILIES",
+    "VIDEO_TOKEN",
+    "tiny_video_llm_config",
+    "video_llm_tokenizer",
+    "GenerativeCollator",
+    "GenerativeExamples",
+    "generative_training_arguments",
+    "synth_examples",
+    "train_generative",
+    "LLM_LORA_PROJECTIONS",
+    "generative_modules_to_save",
+    "get_generative_peft_model",
+    "llm_lora_target_regex",
+    "GENERATIVE_DATA_SOURCES",
+    "TINY_HOSTS",
+    "GenerativeRecipe",
+    "build_generative_setup",
+    "load_generative_recipe",
+    "run_generative_recipe",
     # recipes.py
     "DATA_SOURCES",
     "DSG_SOURCES",
