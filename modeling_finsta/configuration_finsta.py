@@ -127,8 +127,8 @@ class FinstaConfig(PreTrainedConfig):
         initializer_range: float = 0.02,
         **kwargs,
     ):
-        _refuse_read_only_and_misspelt_keys(kwargs)
-        self.backbone_config = _build_backbone_config(backbone_config)
+        refuse_read_only_and_misspelt_keys(type(self), kwargs)
+        self.backbone_config = build_backbone_config(backbone_config, "clip", "FinstaConfig")
         self.temporal_head = temporal_head
         self.temporal_num_layers = temporal_num_layers
         self.num_frame_positions = num_frame_positions
@@ -215,19 +215,7 @@ class FinstaConfig(PreTrainedConfig):
         ``backbone_config`` of a default Finsta config, so ``FinstaModel.from_pretrained(<clip folder>)``
         works without ``config=``: the backbone loads its weights and only the Finsta head is initialised."""
         config_dict, kwargs = super().get_config_dict(pretrained_model_name_or_path, **kwargs)
-        if not config_dict:  # transformers returns {} (a default config) when the file is missing
-            raise FileNotFoundError(
-                f"{pretrained_model_name_or_path}: no config.json found; a Finsta folder (or a plain CLIP / X-CLIP "
-                "checkpoint) needs its config.json next to the weights (model.save_pretrained writes both)"
-            )
-        model_type = config_dict.get("model_type")
-        if model_type is not None and model_type != cls.model_type:
-            if model_type not in SUPPORTED_BACKBONES:
-                raise ValueError(
-                    f"{pretrained_model_name_or_path}: config.json has model_type {model_type!r}; a Finsta model "
-                    f"wraps one of {SUPPORTED_BACKBONES} (or loads a saved 'finsta' folder)"
-                )
-            config_dict = {"model_type": cls.model_type, "backbone_config": config_dict}
+        config_dict = host_config_as_backbone(cls, config_dict, pretrained_model_name_or_path, SUPPORTED_BACKBONES, "CLIP / X-CLIP")
         return config_dict, kwargs
 
     def _validate(self) -> None:
@@ -245,53 +233,15 @@ class FinstaConfig(PreTrainedConfig):
             fail("inference_mode", f"one of {INFERENCE_MODES}")
         if self.distillation_target not in DISTILLATION_TARGETS:
             fail("distillation_target", f"one of {DISTILLATION_TARGETS}")
-        for field in (
-            "temporal_num_layers",
-            "num_frame_positions",
-            "graph_hidden_size",
-            "graph_num_heads",
-            "graph_intermediate_size",
-            "text_graph_num_layers",
-            "video_graph_num_layers",
-            "num_latent_slots",
-            "latent_slot_iterations",
-            "num_video_relation_types",
-            "cross_modal_top_k",
-        ):
-            value = getattr(self, field)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                fail(field, "a positive integer")
-        if self.graph_hidden_size % self.graph_num_heads:
-            fail("graph_hidden_size", f"a multiple of graph_num_heads={self.graph_num_heads}")
+        check_fields(self, "positive integer", ("temporal_num_layers", "num_frame_positions"))
+        check_graph_head(self)
+        check_fields(self, "non-negative number", ("fusion_weight", "contrastive_loss_weight", "fused_contrastive_loss_weight"))
         _validate_joint_space(self.backbone_config)
         if self.temporal_head == "seqTransf" and self.backbone_type in FRAME_WISE_BACKBONES and self.projection_dim % 64:
             raise ValueError(
                 "FinstaConfig.temporal_head='seqTransf' needs backbone_config.projection_dim to be a multiple of 64 "
                 f"(heads = width // 64, as in CLIP4Clip), got {self.projection_dim}"
             )
-        if not self.cross_modal_temperature > 0:
-            fail("cross_modal_temperature", "a positive number")
-        for field in (
-            "latent_slot_temperature",
-            "graph_dropout",
-            "latent_position_weight",
-            "fusion_weight",
-            "contrastive_loss_weight",
-            "fused_contrastive_loss_weight",
-            "graph_contrastive_loss_weight",
-            "osc_loss_weight",
-            "ptc_loss_weight",
-            "distillation_loss_weight",
-            "token_distillation_loss_weight",
-        ):
-            value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                fail(field, "a non-negative number")
-        if self.graph_dropout >= 1:
-            fail("graph_dropout", "a number in [0, 1)")
-        for field in (*ABLATION_SWITCHES, "use_scene_graph_structure"):
-            if not isinstance(getattr(self, field), bool):
-                fail(field, "a bool")
 
 
 def joint_embedding_size(backbone_config: PreTrainedConfig) -> int:
@@ -330,9 +280,52 @@ def _validate_joint_space(backbone_config: PreTrainedConfig) -> None:
 
 READ_ONLY_FIELDS = ("projection_dim", "backbone_type", "text_config", "vision_config")
 
+GRAPH_INTEGER_FIELDS = (
+    "graph_hidden_size", "graph_num_heads", "graph_intermediate_size", "text_graph_num_layers",
+    "video_graph_num_layers", "num_latent_slots", "latent_slot_iterations", "num_video_relation_types",
+    "cross_modal_top_k",
+)  # fmt: skip
+"""Graph-encoder fields every Finsta config has (this one and the generative one) that are positive integers."""
 
-def _refuse_read_only_and_misspelt_keys(kwargs: dict[str, Any]) -> None:
-    """Clear errors for derived fields and for near-misses of Finsta's own arguments.
+GRAPH_NON_NEGATIVE_FIELDS = (
+    "latent_slot_temperature", "graph_dropout", "latent_position_weight", "graph_contrastive_loss_weight",
+    "osc_loss_weight", "ptc_loss_weight", "distillation_loss_weight", "token_distillation_loss_weight",
+)  # fmt: skip
+"""Graph-encoder fields and shared loss weights that are non-negative numbers."""
+
+_KINDS = {
+    "positive integer": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
+    "positive number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0,
+    "non-negative number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0,
+    "bool": lambda v: isinstance(v, bool),
+}
+
+
+def check_fields(config: PreTrainedConfig, kind: str, fields) -> None:
+    """Raise a ValueError naming the config class, the field, what was expected and what it got."""
+    for field in fields:
+        value = getattr(config, field)
+        if not _KINDS[kind](value):
+            raise ValueError(f"{type(config).__name__}.{field}: expected a {kind}, got {value!r}")
+    if "graph_dropout" in fields and config.graph_dropout >= 1:
+        raise ValueError(f"{type(config).__name__}.graph_dropout: expected a number in [0, 1), got {config.graph_dropout!r}")
+
+
+def check_graph_head(config: PreTrainedConfig) -> None:
+    """The graph-encoder fields shared by every Finsta config."""
+    check_fields(config, "positive integer", GRAPH_INTEGER_FIELDS)
+    if config.graph_hidden_size % config.graph_num_heads:
+        raise ValueError(
+            f"{type(config).__name__}.graph_hidden_size: expected a multiple of graph_num_heads={config.graph_num_heads}, "
+            f"got {config.graph_hidden_size}"
+        )
+    check_fields(config, "positive number", ("cross_modal_temperature",))
+    check_fields(config, "non-negative number", GRAPH_NON_NEGATIVE_FIELDS)
+    check_fields(config, "bool", (*ABLATION_SWITCHES, "use_scene_graph_structure"))
+
+
+def refuse_read_only_and_misspelt_keys(config_class: type, kwargs: dict[str, Any]) -> None:
+    """Clear errors for derived fields and for near-misses of a Finsta config's own arguments.
 
     Other extra keys pass through to `PreTrainedConfig` as transformers configs do (``bos_token_id``,
     ``tie_word_embeddings``, keys written by other versions, ...).
@@ -340,39 +333,59 @@ def _refuse_read_only_and_misspelt_keys(kwargs: dict[str, Any]) -> None:
     import difflib
     import inspect
 
+    name = config_class.__name__
     for key in kwargs:
         if key in READ_ONLY_FIELDS:
             raise ValueError(
-                f"FinstaConfig.{key} is read-only: it is derived from backbone_config "
+                f"{name}.{key} is read-only: it is derived from backbone_config "
                 f"(set backbone_config.{'model_type' if key == 'backbone_type' else key} instead)"
             )
-    own = [name for name in inspect.signature(FinstaConfig.__init__).parameters if name not in ("self", "kwargs")]
+    own = [field for field in inspect.signature(config_class.__init__).parameters if field not in ("self", "kwargs")]
     base = set(PreTrainedConfig().to_dict()) | {"name_or_path", "attn_implementation", "torch_dtype"}
     for key in kwargs:
         if key in base or key.startswith("_"):
             continue
         close = difflib.get_close_matches(key, own, n=1, cutoff=0.85)
         if close:
-            raise ValueError(f"FinstaConfig got an unknown argument {key!r}; did you mean {close[0]!r}?")
+            raise ValueError(f"{name} got an unknown argument {key!r}; did you mean {close[0]!r}?")
 
 
-def _build_backbone_config(value: Optional[Union[PreTrainedConfig, dict[str, Any]]]) -> PreTrainedConfig:
+def build_backbone_config(
+    value: Optional[Union[PreTrainedConfig, dict[str, Any]]], default_model_type: str, owner: str
+) -> PreTrainedConfig:
     """Accept a config object or its dict (as stored in config.json) and return a config object."""
     if value is None:
-        return CONFIG_MAPPING["clip"]()
+        return CONFIG_MAPPING[default_model_type]()
     if isinstance(value, PreTrainedConfig):
         return value
     if isinstance(value, dict):
         data = dict(value)
         model_type = data.pop("model_type", None)
         if model_type is None:
-            raise ValueError("FinstaConfig.backbone_config: the dict needs a 'model_type' (e.g. 'clip' or 'xclip')")
+            raise ValueError(f"{owner}.backbone_config: the dict needs a 'model_type' (e.g. {default_model_type!r})")
         if model_type not in CONFIG_MAPPING:
-            raise ValueError(f"FinstaConfig.backbone_config: unknown model_type {model_type!r}")
+            raise ValueError(f"{owner}.backbone_config: unknown model_type {model_type!r}")
         return CONFIG_MAPPING[model_type](**data)
-    raise TypeError(
-        f"FinstaConfig.backbone_config: expected a PreTrainedConfig, a dict or None, got {type(value).__name__}"
-    )
+    raise TypeError(f"{owner}.backbone_config: expected a PreTrainedConfig, a dict or None, got {type(value).__name__}")
+
+
+def host_config_as_backbone(config_class: type, config_dict: dict[str, Any], source, supported, wraps: str) -> dict[str, Any]:
+    """``get_config_dict`` for a Finsta config: a plain host's config.json becomes the ``backbone_config``
+    of a default Finsta config; a missing one or an unsupported host is a clear error."""
+    if not config_dict:  # transformers returns {} (a default config) when the file is missing
+        raise FileNotFoundError(
+            f"{source}: no config.json found; a {config_class.__name__} folder (or a plain {wraps} checkpoint) "
+            "needs its config.json next to the weights (save_pretrained writes both)"
+        )
+    model_type = config_dict.get("model_type")
+    if model_type is not None and model_type != config_class.model_type:
+        if model_type not in supported:
+            raise ValueError(
+                f"{source}: config.json has model_type {model_type!r}; {config_class.__name__} wraps one of "
+                f"{tuple(supported)} (or loads a saved {config_class.model_type!r} folder)"
+            )
+        config_dict = {"model_type": config_class.model_type, "backbone_config": config_dict}
+    return config_dict
 
 
 __all__ = ["FRAME_WISE_BACKBONES", "SUPPORTED_BACKBONES", "FinstaConfig", "joint_embedding_size"]

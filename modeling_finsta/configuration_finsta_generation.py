@@ -10,12 +10,18 @@ the Finsta head. The graph fields keep `FinstaConfig`'s names, so the same `Fins
 
 from __future__ import annotations
 
-import difflib
-import inspect
 from typing import Any, Optional, Union
 
 from transformers import AutoConfig, PreTrainedConfig
-from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+from .configuration_finsta import (
+    ABLATION_SWITCHES,
+    build_backbone_config,
+    check_fields,
+    check_graph_head,
+    host_config_as_backbone,
+    refuse_read_only_and_misspelt_keys,
+)
 
 GENERATIVE_BACKBONES = ("video_llava", "qwen2_vl", "qwen2_5_vl")
 """Host ``model_type``s with an adapter in ``generative_adapters.py``."""
@@ -23,14 +29,7 @@ GENERATIVE_BACKBONES = ("video_llava", "qwen2_vl", "qwen2_5_vl")
 GENERATIVE_INFERENCE_MODES = ("distilled", "fused")
 GENERATIVE_DISTILLATION_TARGETS = ("next_token", "visual_tokens")
 
-GENERATIVE_ABLATION_SWITCHES = (
-    "use_stgd",
-    "use_temporal_coreference_edges",
-    "use_predicate_attribute_nodes",
-    "use_cross_modal_edges",
-    "use_osc",
-    "use_ptc",
-)
+GENERATIVE_ABLATION_SWITCHES = ABLATION_SWITCHES
 
 
 class FinstaGenerationConfig(PreTrainedConfig):
@@ -106,8 +105,8 @@ class FinstaGenerationConfig(PreTrainedConfig):
         initializer_range: float = 0.02,
         **kwargs,
     ):
-        _refuse_misspelt_keys(kwargs)
-        self.backbone_config = _generative_backbone_config(backbone_config)
+        refuse_read_only_and_misspelt_keys(type(self), kwargs)
+        self.backbone_config = build_backbone_config(backbone_config, "video_llava", "FinstaGenerationConfig")
         self.graph_hidden_size = graph_hidden_size
         self.graph_num_heads = graph_num_heads
         self.graph_intermediate_size = graph_intermediate_size or 4 * graph_hidden_size
@@ -173,15 +172,7 @@ class FinstaGenerationConfig(PreTrainedConfig):
         """A plain host ``config.json`` (e.g. ``LanguageBind/Video-LLaVA-7B-hf``) becomes the
         ``backbone_config`` of a default Finsta config, so ``from_pretrained(<host>)`` needs no ``config=``."""
         config_dict, kwargs = super().get_config_dict(pretrained_model_name_or_path, **kwargs)
-        model_type = config_dict.get("model_type")
-        if model_type is not None and model_type != cls.model_type:
-            if model_type not in GENERATIVE_BACKBONES:
-                raise ValueError(
-                    f"{pretrained_model_name_or_path}: config.json has model_type {model_type!r}; "
-                    f"FinstaForConditionalGeneration wraps one of {GENERATIVE_BACKBONES} (or loads a saved "
-                    f"'{cls.model_type}' folder)"
-                )
-            config_dict = {"model_type": cls.model_type, "backbone_config": config_dict}
+        config_dict = host_config_as_backbone(cls, config_dict, pretrained_model_name_or_path, GENERATIVE_BACKBONES, "video-LLM")
         return config_dict, kwargs
 
     def _validate(self) -> None:
@@ -197,67 +188,9 @@ class FinstaGenerationConfig(PreTrainedConfig):
             fail("inference_mode", f"one of {GENERATIVE_INFERENCE_MODES}")
         if self.distillation_target not in GENERATIVE_DISTILLATION_TARGETS:
             fail("distillation_target", f"one of {GENERATIVE_DISTILLATION_TARGETS}")
-        for field in (
-            "graph_hidden_size", "graph_num_heads", "graph_intermediate_size", "text_graph_num_layers",
-            "video_graph_num_layers", "num_latent_slots", "latent_slot_iterations", "num_video_relation_types",
-            "cross_modal_top_k",
-        ):  # fmt: skip
-            value = getattr(self, field)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                fail(field, "a positive integer")
-        if self.graph_hidden_size % self.graph_num_heads:
-            fail("graph_hidden_size", f"a multiple of graph_num_heads={self.graph_num_heads}")
-        for field in (
-            "latent_slot_temperature", "graph_dropout", "latent_position_weight", "lm_loss_weight",
-            "fused_lm_loss_weight", "contrastive_loss_weight", "graph_contrastive_loss_weight", "osc_loss_weight",
-            "ptc_loss_weight", "distillation_loss_weight",
-        ):  # fmt: skip
-            value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                fail(field, "a non-negative number")
-        for field in ("cross_modal_temperature", "distillation_temperature"):
-            value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                fail(field, "a positive number")
-        if self.graph_dropout >= 1:
-            fail("graph_dropout", "a number in [0, 1)")
-        for field in GENERATIVE_ABLATION_SWITCHES:
-            if not isinstance(getattr(self, field), bool):
-                fail(field, "a bool")
-
-
-def _refuse_misspelt_keys(kwargs: dict[str, Any]) -> None:
-    """A clear error for near-misses of this config's own arguments; other keys pass to `PreTrainedConfig`."""
-    for key in ("projection_dim", "backbone_type", "text_config", "vision_config"):
-        if key in kwargs:
-            raise ValueError(f"FinstaGenerationConfig.{key} is read-only: it is derived from backbone_config")
-    own = [name for name in inspect.signature(FinstaGenerationConfig.__init__).parameters if name not in ("self", "kwargs")]
-    base = set(PreTrainedConfig().to_dict()) | {"name_or_path", "attn_implementation", "torch_dtype"}
-    for key in kwargs:
-        if key in base or key.startswith("_"):
-            continue
-        close = difflib.get_close_matches(key, own, n=1, cutoff=0.85)
-        if close:
-            raise ValueError(f"FinstaGenerationConfig got an unknown argument {key!r}; did you mean {close[0]!r}?")
-
-
-def _generative_backbone_config(value: Optional[Union[PreTrainedConfig, dict[str, Any]]]) -> PreTrainedConfig:
-    """A config object from a config, its dict (as stored in config.json) or None (Video-LLaVA defaults)."""
-    if value is None:
-        return CONFIG_MAPPING["video_llava"]()
-    if isinstance(value, PreTrainedConfig):
-        return value
-    if isinstance(value, dict):
-        data = dict(value)
-        model_type = data.pop("model_type", None)
-        if model_type is None:
-            raise ValueError("FinstaGenerationConfig.backbone_config: the dict needs a 'model_type' (e.g. 'video_llava')")
-        if model_type not in CONFIG_MAPPING:
-            raise ValueError(f"FinstaGenerationConfig.backbone_config: unknown model_type {model_type!r}")
-        return CONFIG_MAPPING[model_type](**data)
-    raise TypeError(
-        f"FinstaGenerationConfig.backbone_config: expected a PreTrainedConfig, a dict or None, got {type(value).__name__}"
-    )
+        check_graph_head(self)
+        check_fields(self, "non-negative number", ("lm_loss_weight", "fused_lm_loss_weight", "contrastive_loss_weight"))
+        check_fields(self, "positive number", ("distillation_temperature",))
 
 
 __all__ = ["FinstaGenerationConfig", "GENERATIVE_BACKBONES"]

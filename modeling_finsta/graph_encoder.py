@@ -19,6 +19,7 @@ from torch import nn
 
 from .configuration_finsta import FinstaConfig
 from .graph_layers import (
+    INITIAL_LOG_SIGMA,
     GraphTransformerLayer,
     RecurrentGraphTransformerLayer,
     SpatioTemporalGaussianDifferentialLayer,
@@ -166,6 +167,27 @@ def geometric_relations(boxes: torch.Tensor, node_mask: torch.Tensor) -> torch.T
     valid = node_mask.unsqueeze(-1) & node_mask.unsqueeze(-2)
     valid = valid & ~torch.eye(boxes.shape[-2], dtype=torch.bool, device=boxes.device)
     return relation * valid
+
+
+@torch.no_grad()
+def initialize_graph_head_weights(module: nn.Module) -> bool:
+    """Initialise what transformers' default ``_init_weights`` does not know of in the graph head (the
+    R-GTrm GRU gate, the contrastive temperatures, STGD's Gaussian width); True when ``module`` was one."""
+    from transformers import initialization as init
+
+    if isinstance(module, nn.GRUCell):
+        bound = module.hidden_size**-0.5
+        for parameter in module.parameters():
+            init.uniform_(parameter, -bound, bound)
+    elif isinstance(module, FinstaGraphEncoder):
+        for scale in (module.graph_logit_scale, module.osc_logit_scale, module.ptc_logit_scale):
+            init.constant_(scale, INITIAL_LOGIT_SCALE)
+    elif isinstance(module, SpatioTemporalGaussianDifferentialLayer):
+        init.constant_(module.log_sigma, INITIAL_LOG_SIGMA)
+        init.ones_(module.motion_attention_scale)
+    else:
+        return False
+    return True
 
 
 class FinstaGraphEncoder(nn.Module):

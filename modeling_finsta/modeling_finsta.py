@@ -31,15 +31,15 @@ from .backbone_adapters import (
     build_backbone_adapter,
 )
 from .configuration_finsta import FinstaConfig
+from .finite_checks import NonFiniteValueError, check_finite
 from .graph_encoder import (
-    INITIAL_LOGIT_SCALE,
     FinstaGraphEncoder,
     TextGraphEncoding,
     VideoGraphEncoding,
     VideoGraphInputs,
     gather_frames,
+    initialize_graph_head_weights,
 )
-from .graph_layers import INITIAL_LOG_SIGMA, SpatioTemporalGaussianDifferentialLayer
 from .losses import (
     clip_order_contrastive_loss,
     contrastive_loss,
@@ -155,25 +155,6 @@ class FinstaEncodings:
         return self.text_embeds is not self.host_text.text_embeds or self.video_embeds is not self.host_video.video_embeds
 
 
-class NonFiniteValueError(ValueError):
-    """An input or the loss holds NaN or Inf (raised instead of computing or training on it)."""
-
-
-def check_finite(name: str, value: Optional[torch.Tensor]) -> None:
-    """Raise `NonFiniteValueError` naming ``name`` and the batch items when ``value`` holds NaN or Inf."""
-    if value is None or not value.is_floating_point():
-        return
-    finite = torch.isfinite(value)
-    if bool(finite.all()):
-        return
-    bad = (~finite).flatten(1).any(-1).nonzero().flatten().tolist() if value.dim() > 1 else []
-    raise NonFiniteValueError(
-        f"{name} contains NaN or Inf values (batch items {bad[:10]}); check the decoded frames and the preprocessing"
-        if bad
-        else f"{name} contains NaN or Inf values"
-    )
-
-
 def _unreadable_safetensors(folder) -> Optional[str]:
     """The first ``*.safetensors`` file in a local ``folder`` whose header cannot be read, if any."""
     import os
@@ -224,17 +205,9 @@ class FinstaPreTrainedModel(PreTrainedModel):
     def _init_weights(self, module: nn.Module) -> None:
         """transformers' defaults for Linear / Embedding / LayerNorm; Finsta's own parameters here."""
         super()._init_weights(module)
-        if isinstance(module, nn.GRUCell):
-            bound = module.hidden_size**-0.5
-            for parameter in module.parameters():
-                init.uniform_(parameter, -bound, bound)
-        elif isinstance(module, FinstaGraphEncoder):
-            for scale in (module.graph_logit_scale, module.osc_logit_scale, module.ptc_logit_scale):
-                init.constant_(scale, INITIAL_LOGIT_SCALE)
-        elif isinstance(module, SpatioTemporalGaussianDifferentialLayer):
-            init.constant_(module.log_sigma, INITIAL_LOG_SIGMA)
-            init.ones_(module.motion_attention_scale)
-        elif isinstance(module, VideoPrismAdapter):
+        if initialize_graph_head_weights(module):
+            return
+        if isinstance(module, VideoPrismAdapter):
             init.constant_(module.logit_scale, INITIAL_VIDEOPRISM_LOGIT_SCALE)
 
     def save_pretrained(self, save_directory, *args, **kwargs):

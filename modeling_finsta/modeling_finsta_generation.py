@@ -37,8 +37,15 @@ from transformers.utils import ModelOutput, can_return_tuple
 
 from .configuration_finsta_generation import FinstaGenerationConfig
 from .generative_adapters import GenerativeVideoOutput, build_generative_adapter
-from .graph_encoder import INITIAL_LOGIT_SCALE, FinstaGraphEncoder, TextGraphEncoding, VideoGraphEncoding, VideoGraphInputs
-from .graph_layers import INITIAL_LOG_SIGMA, SpatioTemporalGaussianDifferentialLayer
+from .finite_checks import check_finite
+from .graph_encoder import (
+    INITIAL_LOGIT_SCALE,
+    FinstaGraphEncoder,
+    TextGraphEncoding,
+    VideoGraphEncoding,
+    VideoGraphInputs,
+    initialize_graph_head_weights,
+)
 from .losses import (
     clip_order_contrastive_loss,
     contrastive_loss,
@@ -144,11 +151,6 @@ class EncodedVideo:
     refined_tokens: Optional[torch.Tensor] = None
 
 
-def check_finite(name: str, value: Optional[torch.Tensor]) -> None:
-    if value is not None and value.is_floating_point() and not bool(torch.isfinite(value).all()):
-        raise ValueError(f"{name} contains NaN or Inf values; check the decoded frames and the preprocessing")
-
-
 class FinstaGenerationPreTrainedModel(PreTrainedModel):
     config_class = FinstaGenerationConfig
     config: FinstaGenerationConfig
@@ -170,18 +172,8 @@ class FinstaGenerationPreTrainedModel(PreTrainedModel):
             init.zeros_(module.bias)
             return
         super()._init_weights(module)
-        if isinstance(module, nn.GRUCell):
-            bound = module.hidden_size**-0.5
-            for parameter in module.parameters():
-                init.uniform_(parameter, -bound, bound)
-        elif isinstance(module, FinstaGraphEncoder):
-            for scale in (module.graph_logit_scale, module.osc_logit_scale, module.ptc_logit_scale):
-                init.constant_(scale, INITIAL_LOGIT_SCALE)
-        elif isinstance(module, FinstaGenerationHead):
+        if not initialize_graph_head_weights(module) and isinstance(module, FinstaGenerationHead):
             init.constant_(module.contrastive_logit_scale, INITIAL_LOGIT_SCALE)
-        elif isinstance(module, SpatioTemporalGaussianDifferentialLayer):
-            init.constant_(module.log_sigma, INITIAL_LOG_SIGMA)
-            init.ones_(module.motion_attention_scale)
 
 
 class FinstaForConditionalGeneration(FinstaGenerationPreTrainedModel, GenerationMixin):

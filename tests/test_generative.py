@@ -27,6 +27,7 @@ GENERATIVE_MODEL_FILES = {
     "attention.py",
     "latent_scene_graph.py",
     "losses.py",
+    "finite_checks.py",
     "scene_graphs.py",
 }
 GENERATIVE_PROCESSOR_FILES = {

@@ -337,6 +337,7 @@ MODEL_FILES = {
     "graph_layers.py",
     "latent_scene_graph.py",
     "losses.py",
+    "finite_checks.py",
     "scene_graphs.py",
     "zero_shot.py",  # the zero-shot pipeline and its prompt ensembles travel with every model
     "pipeline_finsta.py",

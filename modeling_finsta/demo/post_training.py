@@ -179,8 +179,9 @@ def post_train(
     frozen = budget.post_steps // 2 if frozen == "half" else int(frozen)
     return train_model(
         name, model, examples, protocol_data.data.processor, output / "runs", steps=budget.post_steps,
-        batch_size=budget.batch_size, learning_rate=budget.post_learning_rate, seed=seed, show_progress=progress,
-        host_frozen_steps=frozen,
+        batch_size=budget.batch_size, learning_rate=training.get("head_learning_rate", budget.post_learning_rate),
+        seed=seed, show_progress=progress, host_frozen_steps=frozen,
+        backbone_learning_rate=training.get("host_learning_rate", budget.post_learning_rate),
     )  # fmt: skip
 
 

@@ -225,6 +225,7 @@ def train_model(
     show_progress: bool = True,
     host_frozen_steps: int = 0,
     warmup_ratio: float = 0.1,
+    backbone_learning_rate: Optional[float] = None,
 ) -> FinstaModel:
     """Train with `modeling_finsta.training.train` (Trainer, same schedule for every model); returns the model."""
     from ..training import TrainingRecipe, TrainingSettings, train
@@ -234,6 +235,7 @@ def train_model(
         training=TrainingSettings(
             max_steps=steps, per_device_batch_size=batch_size, learning_rate=learning_rate, warmup_ratio=warmup_ratio,
             save_steps=None, logging_steps=max(steps // 10, 1), seed=seed, host_frozen_steps=host_frozen_steps,
+            backbone_learning_rate=backbone_learning_rate,
             trainer_arguments={"disable_tqdm": not show_progress},
         ),
     )  # fmt: skip
