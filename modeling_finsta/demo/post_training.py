@@ -43,20 +43,22 @@ FINSTA_ON = dict(
 
 TRANSFER: dict[str, Any] = dict(
     **FINSTA_ON,
-    distillation_target="fused_embedding",
+    distillation_target="similarity",
     distillation_loss_weight=1.0,
     token_distillation_loss_weight=0.0,
 )
-"""[ours] The Finsta configuration of the post-training pass (on top of the host's own config)."""
+"""[ours] The Finsta configuration of the post-training pass (on top of the host's own config): the host
+learns to rank like the fused model (KL), besides its own objective and the graph objectives."""
 
-TRANSFER_TRAINING: dict[str, Any] = dict(host_frozen_steps=0)
-"""[ours] Training switches of the post-training pass: ``host_frozen_steps`` trains the head alone first."""
+TRANSFER_TRAINING: dict[str, Any] = dict(host_frozen_fraction=0.25)
+"""[ours] Training switches of the post-training pass: the first ``host_frozen_fraction`` of the steps
+train the fresh head alone (host frozen), so the host is then taught by a head that has learned something."""
 
 TRANSFER_ABLATIONS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
-    "rankings (KL) instead of fused embeddings": (dict(distillation_target="similarity"), {}),
+    "fused embeddings (cosine) instead of rankings": (dict(distillation_target="fused_embedding"), {}),
     "no distillation into the host": (dict(distillation_loss_weight=0.0), {}),
     "+ token-level distillation": (dict(token_distillation_loss_weight=1.0), {}),
-    "+ head warm-up with the host frozen (half the steps)": ({}, dict(host_frozen_steps="half")),
+    "no head warm-up": ({}, dict(host_frozen_fraction=0.0)),
 }
 """[ours] ``--transfer-ablations``: each changes one switch of `TRANSFER` / `TRANSFER_TRAINING`."""
 
@@ -67,12 +69,13 @@ class ProtocolBudget:
     post_clips: int = 400
     downstream_clips: int = 400
     test_clips: int = 200
-    pretrain_steps: int = 1500
+    pretrain_steps: int = 1200
     post_steps: int = 300
     finetune_steps: int = 100
     batch_size: int = 32
-    learning_rate: float = 3e-3
-    post_learning_rate: float = 1e-3
+    learning_rate: float = 3e-3  # stage 0, from scratch
+    head_learning_rate: float = 3e-3  # the fresh Finsta head in stage 1
+    host_learning_rate: float = 5e-4  # the host in stages 1 and 2 (Finsta and the control alike)
     seeds: tuple = (0, 1, 2)
     data_seed: int = 0
 
@@ -175,13 +178,11 @@ def post_train(
 
     torch.manual_seed(seed)
     model = FinstaModel.from_pretrained(stage0, **overrides)
-    frozen = training.get("host_frozen_steps", 0)
-    frozen = budget.post_steps // 2 if frozen == "half" else int(frozen)
+    frozen = int(budget.post_steps * training.get("host_frozen_fraction", 0.0))
     return train_model(
         name, model, examples, protocol_data.data.processor, output / "runs", steps=budget.post_steps,
-        batch_size=budget.batch_size, learning_rate=training.get("head_learning_rate", budget.post_learning_rate),
-        seed=seed, show_progress=progress, host_frozen_steps=frozen,
-        backbone_learning_rate=training.get("host_learning_rate", budget.post_learning_rate),
+        batch_size=budget.batch_size, learning_rate=budget.head_learning_rate, seed=seed, show_progress=progress,
+        host_frozen_steps=frozen, backbone_learning_rate=budget.host_learning_rate,
     )  # fmt: skip
 
 
@@ -237,7 +238,7 @@ def run_seed(
                 tuned = train_model(
                     f"{host}-{label.replace(' ', '-')}-finetuned-seed{seed}", as_plain_host(model), downstream, data.processor,
                     output / "runs", steps=budget.finetune_steps, batch_size=budget.batch_size,
-                    learning_rate=budget.post_learning_rate, seed=seed, show_progress=progress,
+                    learning_rate=budget.host_learning_rate, seed=seed, show_progress=progress,
                 )  # fmt: skip
                 rows[f"{host} {label}, fine-tuned host"] = host_rows(tuned, protocol_data, "latent", fused=False)["distilled"]
     return rows
