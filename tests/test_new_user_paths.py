@@ -117,3 +117,18 @@ def test_plain_trainer_with_raw_examples_says_what_to_set(tmp_path):
     )
     trainer = Trainer(model=model, args=arguments, train_dataset=raw, data_collator=FinstaDataCollator(processor))
     assert trainer.train().global_step == 1
+
+
+def test_trainer_finds_the_hosts_special_tokens_so_nothing_is_realigned(warnings_of):
+    """Trainer aligns PAD/BOS/EOS of the tokenizer with ``config.get_text_config()``: the host's text config
+    (which the tiny CLIP builder fills from the tokenizer), so no "new PAD/BOS/EOS tokens" warning per run."""
+    from transformers.trainer_utils import align_special_tokens
+
+    from modeling_finsta.demo import VARIANTS, build_model, prepare_data
+
+    data = prepare_data(8, 2, seed=0)
+    model = build_model(VARIANTS["finsta_auto"], data, seed=0)
+    before = model.config.get_text_config().to_dict()
+    align_special_tokens(model, data.processor)
+    assert not [m for m in warnings_of() if "PAD/BOS/EOS" in m]
+    assert model.config.get_text_config().to_dict() == before
