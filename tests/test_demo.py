@@ -36,6 +36,22 @@ def test_demo_writes_results_after_every_model_and_a_loadable_checkpoint(tmp_pat
     assert saved["parser_backend"] in ("spacy", "rules")  # the saved checkpoint parses captions as in training
 
 
+def test_resume_trains_only_what_results_json_lacks_and_refuses_other_settings(tmp_path, capsys):
+    common = ["--steps", "2", "--num-train", "48", "--num-test", "16", "--num-compositional", "12",
+              "--output-dir", str(tmp_path), "--no-progress"]  # fmt: skip
+    main([*common, "--seeds", "0", "--only", "meanP"])
+    first = json.loads((tmp_path / "results.json").read_text())
+    main([*common, "--seeds", "0", "1", "--only", "meanP,seqTransf", "--resume"])
+    printed = capsys.readouterr().out
+    assert printed.count("measured already") == 1 and "[meanP-seed0] measured already" in printed
+    resumed = json.loads((tmp_path / "results.json").read_text())
+    assert resumed["per_seed"]["0"]["test"]["meanP"] == first["per_seed"]["0"]["test"]["meanP"]
+    assert {"meanP", "seqTransf"} <= set(resumed["per_seed"]["1"]["compositional"])
+    assert set(resumed["_details"]["train_seconds"]) == {"meanP/seed0", "meanP/seed1", "seqTransf/seed0", "seqTransf/seed1"}
+    with pytest.raises(SystemExit, match=r"other settings steps=2 \(now 3\)"):
+        main([*common[2:], "--steps", "3", "--seeds", "0", "--only", "meanP", "--resume"])
+
+
 def test_latent_and_automatic_variants_see_no_gold_video_information(data):
     for name, variant in VARIANTS.items():
         examples = data.training_examples(variant).examples

@@ -55,6 +55,10 @@ def parse_arguments(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--learning-rate", type=float, default=3e-3)
     parser.add_argument("--only", default=None, help="comma-separated subset of the models")
+    parser.add_argument(
+        "--resume", action="store_true",
+        help="keep the models OUTPUT/results.json already measured with the same settings and train only the rest",
+    )  # fmt: skip
     parser.add_argument("--ablations", action="store_true", help="run the ablation table instead of the comparison")
     parser.add_argument(
         "--no-progress", dest="progress", action="store_false",

@@ -146,6 +146,9 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
         raise SystemExit(f"finsta-demo: unknown model(s) {unknown}; choose from {list(VARIANTS)}")
     per_seed: dict[str, dict] = {}
     report: dict[str, Any] = {"settings": {k: v for k, v in vars(args).items() if k != "func"}, "train_seconds": {}}
+    measured: set[tuple[str, int]] = set()
+    if getattr(args, "resume", False):
+        per_seed, report, measured = load_measured(output, report)
     for seed in args.seeds:
         data = prepare_data(args.num_train, args.num_test, seed, num_compositional=args.num_compositional)
         dataset = data.dataset
@@ -166,6 +169,9 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
             prior = text_prior_accuracy(suites, training_captions)
             seed_results.setdefault(split, {})["text-only reference"] = {f"{k}_acc": v for k, v in prior.items()}
         for name in names:
+            if (name, seed) in measured:
+                print(f"[{name}-seed{seed}] measured already in {output / 'results.json'} (--resume)", flush=True)
+                continue
             variant = VARIANTS[name]
             start = time.time()
             model = train_model(
@@ -210,6 +216,43 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
     print(f"\nwrote {output / 'results.json'}" + (f" and {output / 'finsta-checkpoint'}" if (output / "finsta-checkpoint").exists() else ""))
     print(f"total {report['total_seconds']:.0f} s")
     return {"per_seed": per_seed, "table": table, **report}
+
+
+# The settings that determine a measurement: ``--resume`` reuses one only when all of them match.
+RESUME_SETTINGS = ("steps", "num_train", "num_test", "num_compositional", "batch_size", "learning_rate")
+
+
+def load_measured(output: Path, report: dict[str, Any]) -> tuple[dict[str, dict], dict[str, Any], set[tuple[str, int]]]:
+    """What an earlier run in ``output`` already measured with the same settings, for ``--resume``: its
+    per-seed numbers, its report (training times, latent-DSG quality) and the ``(model, seed)`` pairs done.
+    A model counts as done only when every one of its rows is present on every split of that seed."""
+    path = output / "results.json"
+    if not path.is_file():
+        return {}, report, set()
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        per_seed, details = saved["per_seed"], saved["_details"]
+        settings = details["settings"]
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise SystemExit(f"finsta-demo --resume: {path} is not a results.json written by finsta-demo ({error})") from None
+    wanted = report["settings"]
+    different = {k: (settings.get(k), wanted.get(k)) for k in RESUME_SETTINGS if settings.get(k) != wanted.get(k)}
+    if different:
+        raise SystemExit(
+            f"finsta-demo --resume: {path} was measured with other settings "
+            + ", ".join(f"{k}={old!r} (now {new!r})" for k, (old, new) in different.items())
+            + "; use another --output-dir or drop --resume"
+        )
+    measured = set()
+    for seed, splits in per_seed.items():
+        for name in VARIANTS:
+            rows = [row for row, _ in row_names(name)]
+            if splits and all(row in splits.get(split, {}) for split in splits for row in rows):
+                measured.add((name, int(seed)))
+    report = {**report, "train_seconds": dict(details.get("train_seconds", {}))}
+    if "latent_dsg_quality" in details:
+        report["latent_dsg_quality"] = dict(details["latent_dsg_quality"])
+    return per_seed, report, measured
 
 
 def write_results(output: Path, per_seed: dict, report: dict, started: float) -> None:
