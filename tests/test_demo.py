@@ -151,3 +151,18 @@ def test_post_training_protocol_caches_stage_zero_and_starts_from_it(tmp_path, m
     table = first["table"]
     assert {"meanP control", "meanP Finsta latent, host alone", "meanP Finsta annotated, fused", "meanP control, fine-tuned host"} <= set(table)
     assert json.loads((tmp_path / "results.json").read_text())["table"]["test"]
+
+
+def test_protocol_targets_read_the_printed_difference_and_need_seeds_for_the_noise():
+    from modeling_finsta.demo.post_training import targets
+
+    def row(r1, binding, seeds):
+        values = {"t2v_R@1": r1, "temporal_acc": 50.0, "binding_acc": binding, "role_acc": 50.0, "static_acc": 80.0}
+        return {m: [v, 1.0 if seeds > 1 else 0.0, seeds] for m, v in values.items()}
+
+    one_seed = {"meanP control": row(14.0, 60.0, 1), "meanP Finsta latent, host alone": row(17.0, 58.0, 1)}
+    one_seed["meanP control"]["t2v_R@1"][0] = 14.000000000000002  # a mean over seeds: +3.0 must still be met
+    (line,) = targets(one_seed)
+    assert "t2v_R@1 +3.0 (met" in line and "binding_acc -2.0 (missed" in line and "one seed" in line
+    (line,) = targets({"meanP control": row(14.0, 60.0, 3), "meanP Finsta latent, host alone": row(14.0, 58.0, 3)})
+    assert "more than one sd below the control on ['binding_acc']" in line

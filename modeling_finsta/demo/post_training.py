@@ -262,11 +262,15 @@ def targets(table: dict[str, dict[str, list]]) -> list[str]:
             if control is None or alone is None:
                 continue
             metrics = ("t2v_R@1", "temporal_acc", "binding_acc", "role_acc", "static_acc")
-            deltas = {m: alone[m][0] - control[m][0] for m in metrics}
+            # rounded so that a difference printed as +3.0 never reads "missed" through float error
+            deltas = {m: round(alone[m][0] - control[m][0], 6) for m in metrics}
             wanted = {"t2v_R@1": 3.0, "binding_acc": 10.0, "role_acc": 10.0, **({"temporal_acc": 10.0} if host == "seqTransf" else {})}
             parts = [f"{m} {deltas[m]:+.1f} ({'met' if deltas[m] >= t else 'missed'}, target +{t:g})" for m, t in wanted.items()]
-            below = [m for m in metrics if deltas[m] < -max(control[m][1] or 0.0, alone[m][1] or 0.0)]
-            parts.append(f"more than one sd below the control on {below}" if below else "no suite more than one sd below the control")
+            if min(control[m][2] for m in metrics) < 2:
+                parts.append("one seed: no standard deviation to compare the drops with")
+            else:
+                below = [m for m in metrics if deltas[m] < -max(control[m][1] or 0.0, alone[m][1] or 0.0)]
+                parts.append(f"more than one sd below the control on {below}" if below else "no suite more than one sd below the control")
             noise = [m for m in metrics if beyond_noise(alone[m], control[m])]
             if noise:
                 parts.append(f"beyond the noise: {noise}")
