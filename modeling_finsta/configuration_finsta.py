@@ -78,6 +78,10 @@ class FinstaConfig(PreTrainedConfig):
         token_distillation_loss_weight (`float`, defaults to 0.0): [ours] token-level transfer: the host's text
             token states of each TSG node and its patch tokens of each DSG node are pulled (through a linear head
             each) towards the graph encoder's node states (teacher detached). 0 disables it and its heads.
+        graph_head_detaches_host (`bool`, defaults to `False`): [ours] the graph head reads the host's token and
+            patch features (and the fused embedding its host embedding) through a stop-gradient, so the graph
+            objectives train the head only (and the shared temperature) and the host's weights learn from its own
+            objective and the distillation alone.
         use_scene_graph_structure (`bool`, defaults to `True`): [ours, capacity control, not a paper ablation]
             `False` keeps every encoder and loss but gives them no structure: the text graph is every token
             (fully connected, no edge types) and the video graph a fixed grid of `num_latent_slots` regions per
@@ -117,6 +121,7 @@ class FinstaConfig(PreTrainedConfig):
         distillation_loss_weight: float = 1.0,
         distillation_target: str = "similarity",
         token_distillation_loss_weight: float = 0.0,
+        graph_head_detaches_host: bool = False,
         use_scene_graph_structure: bool = True,
         use_stgd: bool = True,
         use_temporal_coreference_edges: bool = True,
@@ -155,6 +160,7 @@ class FinstaConfig(PreTrainedConfig):
         self.distillation_loss_weight = distillation_loss_weight
         self.distillation_target = distillation_target
         self.token_distillation_loss_weight = token_distillation_loss_weight
+        self.graph_head_detaches_host = graph_head_detaches_host
         self.use_scene_graph_structure = use_scene_graph_structure
         self.use_stgd = use_stgd
         self.use_temporal_coreference_edges = use_temporal_coreference_edges

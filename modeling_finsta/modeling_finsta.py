@@ -411,9 +411,10 @@ class FinstaModel(FinstaPreTrainedModel):
         self, host: HostTextOutput, input_ids, attention_mask, text_scene_graph
     ) -> Optional[TextGraphEncoding]:
         graph = TextSceneGraphBatch.from_value(text_scene_graph)
+        token_states = self._host_features(host.token_states)
         if not self.config.use_scene_graph_structure:  # the capacity control: every token, no structure
-            mask = attention_mask if attention_mask is not None else torch.ones(host.token_states.shape[:2], device=host.token_states.device)
-            return self.graph_encoder.encode_text_graph(host.token_states, self.graph_encoder.token_graph(mask))
+            mask = attention_mask if attention_mask is not None else torch.ones(token_states.shape[:2], device=token_states.device)
+            return self.graph_encoder.encode_text_graph(token_states, self.graph_encoder.token_graph(mask))
         if graph is None:
             if input_ids is not None and self.config.inference_mode == "fused":
                 logger.warning_once(
@@ -422,7 +423,7 @@ class FinstaModel(FinstaPreTrainedModel):
                     "model.get_text_features(**processor(text=captions)) (its parser builds the graph)."
                 )
             return None
-        encoding = self.graph_encoder.encode_text_graph(host.token_states, graph)
+        encoding = self.graph_encoder.encode_text_graph(token_states, graph)
         if input_ids is not None and self.config.inference_mode == "fused" and attention_mask is not None:
             wordy = attention_mask.sum(-1) > 2  # more than the start and end tokens
             if bool((wordy & ~encoding.has_graph).any()):
@@ -432,10 +433,14 @@ class FinstaModel(FinstaPreTrainedModel):
                 )
         return encoding
 
+    def _host_features(self, features: torch.Tensor) -> torch.Tensor:
+        """What the graph head reads of the host: behind a stop-gradient with ``graph_head_detaches_host``."""
+        return features.detach() if self.config.graph_head_detaches_host else features
+
     def _encode_video_graph(
         self, host: HostVideoOutput, video_mask, video_graph: Optional[VideoSceneGraphBatch]
     ) -> tuple[VideoGraphInputs, VideoGraphEncoding]:
-        inputs, _ = self.graph_encoder.build_video_graph(host.patch_tokens, host.grid_size, video_mask, video_graph)
+        inputs, _ = self.graph_encoder.build_video_graph(self._host_features(host.patch_tokens), host.grid_size, video_mask, video_graph)
         return inputs, self.graph_encoder.encode_video_graph(inputs)
 
     def _encode(
@@ -506,7 +511,7 @@ class FinstaModel(FinstaPreTrainedModel):
         graph = encoding.graph_embeds
         if isinstance(encoding, TextGraphEncoding):  # captions without nodes stay host-only
             graph = graph * encoding.has_graph.unsqueeze(-1).to(graph.dtype)
-        fused = nn.functional.normalize(host_embeds, dim=-1) + self.config.fusion_weight * graph.to(host_embeds.dtype)
+        fused = nn.functional.normalize(self._host_features(host_embeds), dim=-1) + self.config.fusion_weight * graph.to(host_embeds.dtype)
         return nn.functional.normalize(fused, dim=-1)
 
     # ---------------------------------------------------------------------------------- losses

@@ -68,6 +68,22 @@ def test_distilled_mode_is_exactly_the_host():
     assert torch.allclose(text, expected_text, atol=1e-6)
 
 
+@pytest.mark.parametrize("detached", [False, True])
+def test_graph_head_detaches_host_keeps_graph_objectives_out_of_the_host(detached):
+    model = build(graph_head_detaches_host=detached).train()
+    out = model(**example_inputs())
+    graph_terms = out.graph_contrastive_loss + out.osc_loss + out.ptc_loss + out.fused_contrastive_loss
+    # every host weight; the shared temperature (``logit_scale``) is a scalar the fused objectives may still tune
+    host = [p for n, p in model.backbone.named_parameters() if p.requires_grad and n != "logit_scale"]
+    grads = torch.autograd.grad(graph_terms, host, allow_unused=True, retain_graph=True)
+    reached = sum(float(g.abs().sum()) for g in grads if g is not None)
+    assert (reached == 0.0) == detached
+    head = [p for p in model.graph_encoder.parameters() if p.requires_grad]
+    assert any(g is not None and float(g.abs().sum()) > 0 for g in torch.autograd.grad(graph_terms, head, allow_unused=True, retain_graph=True))
+    own = torch.autograd.grad(out.contrastive_loss, host, allow_unused=True)
+    assert sum(float(g.abs().sum()) for g in own if g is not None) > 0  # the host's own objective still trains it
+
+
 def test_loss_finite_and_gradients_reach_head_and_backbone():
     model = build().train()
     out = model(**example_inputs())

@@ -59,6 +59,7 @@ TRANSFER_ABLATIONS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "no distillation into the host": (dict(distillation_loss_weight=0.0), {}),
     "+ token-level distillation": (dict(token_distillation_loss_weight=1.0), {}),
     "no head warm-up": ({}, dict(host_frozen_fraction=0.0)),
+    "graph head behind a stop-gradient": (dict(graph_head_detaches_host=True), {}),
 }
 """[ours] ``--transfer-ablations``: each changes one switch of `TRANSFER` / `TRANSFER_TRAINING`."""
 
