@@ -27,9 +27,8 @@ from typing import Any
 
 import torch
 
-from modeling_finsta.demo import PLAIN_HOST, train_variant
+from modeling_finsta.demo.variants import PLAIN_HOST, new_tiny_model, synth_processor, train_model
 from modeling_finsta.evaluation import evaluate_classification, evaluate_multiple_choice
-from modeling_finsta.processing_finsta import FinstaProcessor
 from modeling_finsta.synth import FinstaSynthConfig, generate_finsta_synth, synth_classification_suite, synth_multiple_choice_suite
 from modeling_finsta.training import FinstaExampleDataset, finsta_synth_k_negative_examples, finsta_synth_tokenizer
 from modeling_finsta.zero_shot import IDENTITY_TEMPLATES, class_scores, top_k_accuracy
@@ -50,31 +49,22 @@ def prepare(seed: int, num_train: int, image_size: int = 32, num_frames: int = 8
     return config, dataset, tokenizer
 
 
-def build_processor(tokenizer, captions: list[str], image_size: int, num_frames: int) -> tuple[FinstaProcessor, int]:
-    longest = max(len(ids) for ids in tokenizer(captions)["input_ids"])
-    max_length = 8 * ((longest + 7) // 8)  # no caption of the training data or the suites is ever truncated
-    processor = FinstaProcessor(
-        tokenizer=tokenizer, video_preprocessing={"size": image_size, "crop_size": image_size}, num_frames=num_frames,
-        max_length=max_length, parser_backend=None,
-    )  # fmt: skip
-    return processor, max_length
-
-
 def run_seed(seed: int, args: argparse.Namespace, output: Path) -> dict[str, dict[str, float]]:
     started = time.time()
     config, dataset, tokenizer = prepare(seed, args.num_train)
     classification = synth_classification_suite(config, num_clips=args.num_clips)
     mc = synth_multiple_choice_suite(config, num_items=args.num_items)
     captions = [s.caption for s in dataset.train] + classification.class_names + [c for row in mc.candidates for c in row]
-    processor, max_length = build_processor(tokenizer, captions, config.image_size, config.num_frames)
+    processor, max_length = synth_processor(tokenizer, captions, config.image_size, config.num_frames, parser_backend=None)
     examples = FinstaExampleDataset(finsta_synth_k_negative_examples(dataset.train, processor, config, annotated=False))
     print(f"[seed {seed}] data ready in {time.time() - started:.0f} s (max_length {max_length})", flush=True)
     results: dict[str, dict[str, float]] = {}
     for name, overrides in VARIANTS.items():
         start = time.time()
-        model = train_variant(
-            f"{name}-seed{seed}", overrides, False, examples, processor, max_length, output / "runs",
-            steps=args.steps, batch_size=args.batch_size, learning_rate=args.learning_rate, seed=seed,
+        model = train_model(
+            f"{name}-seed{seed}", new_tiny_model(overrides, processor, max_length, seed), examples, processor,
+            output / "runs", steps=args.steps, batch_size=args.batch_size, learning_rate=args.learning_rate, seed=seed,
+            show_progress=False,
         )  # fmt: skip
         trained = time.time() - start
         modes = ("distilled",) if name == "meanP" else ("fused", "distilled")

@@ -397,3 +397,25 @@ def test_two_processes_gather_the_same_loss_and_gradient_as_one(tmp_path):
     assert "model.safetensors" in numbers["output_files"] and not any(
         name.startswith(STAGING_PREFIX) for name in numbers["output_files"]
     )
+
+
+def test_freeze_host_callback_freezes_only_the_host_and_restores_what_was_trainable():
+    from types import SimpleNamespace
+
+    from modeling_finsta import FinstaModel
+    from modeling_finsta.training.trainer import FreezeHostCallback
+    from tiny_models import tiny_finsta_config
+
+    model = FinstaModel(tiny_finsta_config())
+    model.backbone.text_model.embeddings.token_embedding.weight.requires_grad_(False)  # frozen by the user
+    callback = FreezeHostCallback(steps=2)
+    host = lambda: [p.requires_grad for p in model.backbone.parameters()]  # noqa: E731
+    before = host()
+    callback.on_step_begin(None, SimpleNamespace(global_step=0), None, model=model)
+    assert not any(host()) and all(p.requires_grad for p in model.graph_encoder.parameters())
+    callback.on_step_begin(None, SimpleNamespace(global_step=1), None, model=model)
+    assert not any(host())
+    callback.on_step_begin(None, SimpleNamespace(global_step=2), None, model=model)
+    assert host() == before
+    callback.on_train_end(None, SimpleNamespace(global_step=3), None, model=model)
+    assert host() == before and not model.backbone.text_model.embeddings.token_embedding.weight.requires_grad

@@ -83,11 +83,14 @@ def format_cell(cell: Optional[Sequence], seeds: int) -> str:
     return f"{cell[0]:.1f} ± {cell[1]:.1f}" if seeds > 1 else f"{cell[0]:.1f}"
 
 
-def format_table(rows: dict[str, dict[str, Sequence]], seeds: int, metrics: Sequence[str] = RESULT_METRICS) -> str:
-    header = ["model", *metrics]
-    body = [[name, *(format_cell(row.get(m), seeds) for m in metrics)] for name, row in rows.items()]
+def aligned(header: Sequence[str], body: Sequence[Sequence[str]]) -> str:
+    """A plain-text table: every column right-aligned to its widest cell."""
     widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
     return "\n".join("  ".join(cell.rjust(w) for cell, w in zip(line, widths)) for line in [header, *body])
+
+
+def format_table(rows: dict[str, dict[str, Sequence]], seeds: int, metrics: Sequence[str] = RESULT_METRICS) -> str:
+    return aligned(["model", *metrics], [[name, *(format_cell(row.get(m), seeds) for m in metrics)] for name, row in rows.items()])
 
 
 def beyond_noise(a: Sequence, b: Sequence) -> Optional[bool]:
@@ -127,10 +130,7 @@ def difference_table(table: dict[str, dict[str, Sequence]], seeds: int) -> Optio
         rows[row] = cells
     if not rows:
         return None
-    header = ["model (vs best host / vs capacity control)", *metrics]
-    body = [[row, *cells] for row, cells in rows.items()]
-    widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
-    return "\n".join("  ".join(cell.rjust(w) for cell, w in zip(line, widths)) for line in [header, *body])
+    return aligned(["model (vs best host / vs capacity control)", *metrics], [[row, *cells] for row, cells in rows.items()])
 
 
 def run_demo(args: argparse.Namespace) -> dict[str, Any]:
@@ -157,7 +157,7 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
             f"Finsta-Synth seed {seed}: {len(dataset.train)} train / {len(dataset.test)} test / "
             f"{len(dataset.compositional)} compositional clips; suites "
             + "; ".join(
-                f"{SPLIT_NAMES[s]} {{{', '.join(f'{k}: {len(v)}' for k, v in (dataset.hard_negatives if s == 'test' else dataset.compositional_hard_negatives).items())}}}"
+                f"{SPLIT_NAMES[s]} {{{', '.join(f'{k}: {len(v)}' for k, v in dataset.split(s)[1].items())}}}"
                 for s in splits
             ),
             flush=True,
@@ -165,8 +165,7 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
         training_captions = [s.caption for s in dataset.train]
         seed_results = per_seed.setdefault(str(seed), {})
         for split in splits:
-            suites = dataset.hard_negatives if split == "test" else dataset.compositional_hard_negatives
-            prior = text_prior_accuracy(suites, training_captions)
+            prior = text_prior_accuracy(dataset.split(split)[1], training_captions)
             seed_results.setdefault(split, {})["text-only reference"] = {f"{k}_acc": v for k, v in prior.items()}
         for name in names:
             if (name, seed) in measured:
@@ -264,7 +263,7 @@ def write_results(output: Path, per_seed: dict, report: dict, started: float) ->
     }
     path = output / "results.json"
     partial = path.with_suffix(".json.partial")
-    partial.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    partial.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
     partial.replace(path)
 
 
@@ -311,6 +310,7 @@ __all__ = [
     "PAPER_ABLATION_DROPS",
     "RESULT_METRICS",
     "aggregate",
+    "aligned",
     "beyond_noise",
     "difference_table",
     "format_table",
@@ -318,4 +318,5 @@ __all__ = [
     "run_ablations",
     "run_demo",
     "summarise",
+    "write_results",
 ]

@@ -30,7 +30,7 @@ from typing import Any, Optional
 
 from ..modeling_finsta import FinstaModel
 from ..training import FinstaExampleDataset
-from .comparison import RESULT_METRICS, aggregate, beyond_noise, format_cell
+from .comparison import RESULT_METRICS, aggregate, beyond_noise, format_table, write_results
 from .variants import PLAIN_HOST, DemoData, Variant, build_model, evaluate, prepare_data, train_model
 
 HOSTS = ("meanP", "seqTransf")
@@ -245,12 +245,11 @@ def run_seed(
     return rows
 
 
+PROTOCOL_METRICS = ("t2v_R@1", "t2v_R@5", "temporal_acc", "binding_acc", "role_acc", "static_acc")
+
+
 def format_protocol_table(table: dict[str, dict[str, list]], seeds: int) -> str:
-    metrics = ("t2v_R@1", "t2v_R@5", "temporal_acc", "binding_acc", "role_acc", "static_acc")
-    header = ["model", *metrics]
-    body = [[row, *(format_cell(values.get(m), seeds) for m in metrics)] for row, values in table.items()]
-    widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
-    return "\n".join("  ".join(cell.rjust(w) for cell, w in zip(line, widths)) for line in [header, *body])
+    return format_table(table, seeds, PROTOCOL_METRICS)
 
 
 def targets(table: dict[str, dict[str, list]]) -> list[str]:
@@ -298,7 +297,7 @@ def run_protocol(args: argparse.Namespace) -> dict[str, Any]:
     per_seed: dict[str, dict] = {}
     for seed in budget.seeds:
         per_seed[str(seed)] = {"test": run_seed(seed, protocol_data, budget, stage0, output, overrides, training, progress)}
-        write_protocol_results(output, per_seed, report, started)
+        write_results(output, per_seed, report, started)
     table = aggregate(per_seed)["test"]
     seeds = len(budget.seeds)
     print(f"\npost-training protocol, test split, {'mean ± sd over ' + str(seeds) + ' seeds' if seeds > 1 else 'one seed'}:")
@@ -308,7 +307,7 @@ def run_protocol(args: argparse.Namespace) -> dict[str, Any]:
     if getattr(args, "transfer_ablations", False):
         report["transfer_ablations"] = run_transfer_ablations(protocol_data, budget, stage0, output, progress)
     report["total_seconds"] = round(time.time() - started, 1)
-    write_protocol_results(output, per_seed, report, started)
+    write_results(output, per_seed, report, started)
     print(f"\nwrote {output / 'results.json'}; total {report['total_seconds']:.0f} s")
     return {"table": table, "per_seed": per_seed, **report}
 
@@ -330,14 +329,6 @@ def run_transfer_ablations(protocol_data, budget, stage0, output, progress) -> d
     print("\ntransfer switches (meanP host alone after post-training with the latent DSG, one seed):")
     print(format_protocol_table({k: {m: [v, 0.0, 1] for m, v in r.items()} for k, r in rows.items()}, 1))
     return rows
-
-
-def write_protocol_results(output: Path, per_seed: dict, report: dict, started: float) -> None:
-    payload = {"table": aggregate(per_seed), "per_seed": per_seed, "_details": {**report, "elapsed_seconds": round(time.time() - started, 1)}}
-    path = output / "results.json"
-    partial = path.with_suffix(".json.partial")
-    partial.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
-    partial.replace(path)
 
 
 __all__ = [

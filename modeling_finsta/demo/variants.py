@@ -183,30 +183,42 @@ def prepare_data(
     captions = [s.caption for s in dataset.train + dataset.test + dataset.compositional]
     for suites in (dataset.hard_negatives, dataset.compositional_hard_negatives):
         captions += [n.negative for suite in suites.values() for n in suite]
-    longest = max(len(ids) for ids in tokenizer(captions)["input_ids"])
-    max_length = 8 * ((longest + 7) // 8)  # no caption is ever truncated
-    processor = FinstaProcessor(
-        tokenizer=tokenizer,
-        video_preprocessing={"size": image_size, "crop_size": image_size},
-        num_frames=num_frames,
-        max_length=max_length,
-        parser_backend=PARSER_BACKEND,
-    )
+    processor, max_length = synth_processor(tokenizer, captions, image_size, num_frames, PARSER_BACKEND)
     negatives = finsta_synth_hard_negatives(dataset.train, synth_config, seed=seed)
     examples = finsta_synth_examples(dataset.train, processor, hard_negatives=negatives)
     return DemoData(dataset, processor, max_length, seed, FinstaExampleDataset(examples))
 
 
+def synth_processor(
+    tokenizer, captions: list[str], image_size: int, num_frames: int, parser_backend: Optional[str]
+) -> tuple[FinstaProcessor, int]:
+    """A processor for Finsta-Synth clips whose ``max_length`` (a multiple of 8) truncates none of ``captions``."""
+    longest = max(len(ids) for ids in tokenizer(captions)["input_ids"])
+    max_length = 8 * ((longest + 7) // 8)
+    processor = FinstaProcessor(
+        tokenizer=tokenizer,
+        video_preprocessing={"size": image_size, "crop_size": image_size},
+        num_frames=num_frames,
+        max_length=max_length,
+        parser_backend=parser_backend,
+    )
+    return processor, max_length
+
+
 def build_model(variant: Variant, data: DemoData, seed: int, **extra: Any) -> FinstaModel:
     """A freshly initialised tiny CLIP4Clip (trained from pixels) with the variant's Finsta head."""
+    return new_tiny_model({**variant.overrides, **extra}, data.processor, data.max_length, seed)
+
+
+def new_tiny_model(overrides: dict[str, Any], processor: FinstaProcessor, max_length: int, seed: int) -> FinstaModel:
+    """The demo's tiny CLIP4Clip with the demo's Finsta head and ``overrides`` (`FinstaConfig` arguments)."""
     torch.manual_seed(seed)
-    processor = data.processor
     config = FinstaConfig(
         # a small CLIP trained from pixels; 4-pixel patches keep each Finsta-Synth object on 2x2 patches
         backbone_config=tiny_clip_config(
-            processor.tokenizer, max_length=data.max_length, image_size=processor.video_preprocessor.crop_size[0]
+            processor.tokenizer, max_length=max_length, image_size=processor.video_preprocessor.crop_size[0]
         ),
-        **{**finsta_head_settings(), **variant.overrides, **extra},
+        **{**finsta_head_settings(), **overrides},
     )
     return FinstaModel(config)
 
@@ -272,7 +284,9 @@ __all__ = [
     "build_model",
     "evaluate",
     "finsta_head_settings",
+    "new_tiny_model",
     "prepare_data",
     "shuffled_text_graph",
+    "synth_processor",
     "train_model",
 ]

@@ -170,10 +170,7 @@ def evaluate_finsta_synth(
             processor's parser, as for any real caption), or a function of the gold graph (e.g. a control
             that shuffles its edges).
     """
-    if split not in ("test", "compositional"):
-        raise ValueError(f"split must be 'test' or 'compositional', got {split!r}")
-    samples = dataset.test if split == "test" else dataset.compositional
-    suites = dataset.hard_negatives if split == "test" else dataset.compositional_hard_negatives
+    samples, suites = dataset.split(split)
     if not samples:
         raise ValueError(f"the dataset has no {split} clips")
     if text_graphs == "parsed":

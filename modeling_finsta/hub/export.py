@@ -25,7 +25,6 @@ export. The command line is in ``hub/cli.py`` (``export_host_main``).
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import os
@@ -47,6 +46,7 @@ from .verification import (
     clip4clip_reference_embeddings,
     compare_embeddings,
     fixed_verification_inputs,
+    host_embeddings,
 )
 
 HOST_EXPORT_FORMATS = {
@@ -344,37 +344,18 @@ def verify_host_processor(folder: Path, finsta_processor: Any, backbone_type: st
 # ------------------------------------------------------------------------------- the embeddings
 
 
-@contextlib.contextmanager
-def _distilled(model: Any):
-    """Run ``model`` in distilled mode (host alone), restoring its configured mode afterwards."""
-    previous = model.config.inference_mode
-    model.config.inference_mode = "distilled"
-    try:
-        yield model
-    finally:
-        model.config.inference_mode = previous
-
-
 @torch.no_grad()
 def distilled_host_embeddings(model: Any, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The Finsta model's distilled-mode text and video embeddings on ``inputs``, and the per-frame
-    embeddings ``[B * T, E]`` its host computes before the temporal head (``CLIPModel.get_image_features``)."""
+    """The Finsta model's distilled-mode (host alone) text and video embeddings on ``inputs``, and the
+    per-frame embeddings ``[B * T, E]`` its host computes before the temporal head (``CLIPModel.get_image_features``)."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    inputs = {key: value.to(device) for key, value in inputs.items()}
     try:
-        with _distilled(model):
-            text = model.get_text_features(input_ids=inputs["input_ids"]).pooler_output
-            video = model.get_video_features(
-                pixel_values=inputs["pixel_values"], video_mask=inputs["video_mask"]
-            ).pooler_output
-        frames = model.host_adapter.encode_video(
-            model.backbone, inputs["pixel_values"], inputs["video_mask"]
-        ).frame_inputs
+        text, host_video = host_embeddings(model, {key: value.to(device) for key, value in inputs.items()})
     finally:
         model.train(was_training)
-    return {"text": text.cpu(), "video": video.cpu(), "frames": frames.flatten(0, 1).cpu()}
+    return {"text": text.cpu(), "video": host_video.video_embeds.cpu(), "frames": host_video.frame_inputs.flatten(0, 1).cpu()}
 
 
 def _fixed_inputs(config: Any) -> dict[str, torch.Tensor]:

@@ -67,6 +67,16 @@ def fixed_verification_inputs(
     return {"input_ids": input_ids, "pixel_values": pixel_values, "video_mask": video_mask}
 
 
+def host_embeddings(model, inputs: Mapping[str, torch.Tensor]):
+    """A Finsta model's host alone (its distilled mode) on fixed ``inputs``: the text embeddings ``[B, E]``
+    and the host's video output (``video_embeds``, and ``frame_inputs``, the per-frame embeddings the
+    temporal head reads). Frame-wise hosts (CLIP, SigLIP, SigLIP2) pool with the frame mask; X-CLIP and
+    VideoPrism have none."""
+    text = model.host_adapter.encode_text(model.backbone, inputs["input_ids"], None).text_embeds
+    video_mask = inputs.get("video_mask") if model.config.backbone_type in FRAME_WISE_BACKBONES else None
+    return text, model.host_adapter.encode_video(model.backbone, inputs["pixel_values"], video_mask)
+
+
 def verify_backbone_embeddings(
     folder: Union[str, os.PathLike],
     inputs: Mapping[str, torch.Tensor],
@@ -90,11 +100,7 @@ def verify_backbone_embeddings(
         raise ValueError(f"video_level: expected 'video' or 'frames', got {video_level!r}")
     model = AutoModel.from_pretrained(os.fspath(folder), trust_remote_code=True, dtype=torch.float32).eval()
     with torch.no_grad():
-        text = model.host_adapter.encode_text(model.backbone, inputs["input_ids"], None).text_embeds
-        # Frame-wise hosts (CLIP, SigLIP, SigLIP2) pool with the frame mask; X-CLIP / VideoPrism have none.
-        frame_wise = model.config.backbone_type in FRAME_WISE_BACKBONES
-        video_mask = inputs.get("video_mask") if frame_wise else None
-        host_video = model.host_adapter.encode_video(model.backbone, inputs["pixel_values"], video_mask)
+        text, host_video = host_embeddings(model, inputs)
         if video_level == "video":
             video = host_video.video_embeds
         else:  # the per-frame image embeddings the temporal head reads
@@ -235,13 +241,11 @@ def clip4clip_reference_embeddings(
                 x, weights, f"transformerClip.resblocks.{index}.", heads, mask, eps=CLIP4CLIP_TEMPORAL_LAYER_NORM_EPS
             )
         frame_embeds = x.transpose(0, 1) + frame_embeds
-    frame_embeds = frame_embeds / frame_embeds.norm(dim=-1, keepdim=True)
-    valid = video_mask.float().unsqueeze(-1)
-    video = (frame_embeds * valid).sum(1) / valid.sum(1).clamp(min=1.0)
-    return text, video / video.norm(dim=-1, keepdim=True)
+    return text, clip4clip_mean_pooling(frame_embeds, video_mask)
 
 
 __all__ = [
+    "host_embeddings",
     "CLIP4CLIP_TEMPORAL_LAYER_NORM_EPS",
     "CLIP_LAYER_NORM_EPS",
     "ConversionVerificationError",

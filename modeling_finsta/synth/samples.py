@@ -106,3 +106,9 @@ class FinstaSynthDataset:
     hard_negatives: dict[str, list[HardNegative]] = field(default_factory=dict)
     compositional: list[FinstaSynthSample] = field(default_factory=list)
     compositional_hard_negatives: dict[str, list[HardNegative]] = field(default_factory=dict)
+
+    def split(self, name: str) -> tuple[list[FinstaSynthSample], dict[str, list[HardNegative]]]:
+        """``(clips, suites)`` of an evaluation split: ``"test"`` (in-distribution) or ``"compositional"``."""
+        if name not in ("test", "compositional"):
+            raise ValueError(f"split must be 'test' or 'compositional', got {name!r}")
+        return (self.test, self.hard_negatives) if name == "test" else (self.compositional, self.compositional_hard_negatives)

@@ -119,6 +119,7 @@ class FreezeHostCallback(TrainerCallback):
 
     def __init__(self, steps: int):
         self.steps = steps
+        self._frozen = False  # the parameters are touched only when this changes, not every step
 
     @staticmethod
     def _host_parameters(model):
@@ -137,10 +138,15 @@ class FreezeHostCallback(TrainerCallback):
                 del parameter._finsta_trainable
 
     def on_step_begin(self, args, state, control, model=None, **kwargs):
-        self._set(model, state.global_step < self.steps)
+        frozen = state.global_step < self.steps
+        if frozen != self._frozen:
+            self._set(model, frozen)
+            self._frozen = frozen
 
     def on_train_end(self, args, state, control, model=None, **kwargs):
-        self._set(model, False)
+        if self._frozen:
+            self._set(model, False)
+            self._frozen = False
 
 
 class FinstaTrainer(Trainer):
