@@ -205,14 +205,7 @@ class FinstaConfig(PreTrainedConfig):
         """As transformers' ``from_dict``, but Finsta's own arguments given as keyword arguments (e.g.
         ``FinstaModel.from_pretrained(folder, temporal_head="seqTransf")``) go through ``__init__``, so they
         are validated and what derives from them (``graph_intermediate_size``) follows."""
-        import inspect
-
-        own = set(inspect.signature(cls.__init__).parameters) - {"self", "kwargs", "backbone_config"}
-        config_dict = dict(config_dict)
-        for key in [k for k in kwargs if k in own]:
-            config_dict[key] = kwargs.pop(key)
-            if key == "graph_hidden_size" and "graph_intermediate_size" not in kwargs:
-                config_dict.pop("graph_intermediate_size", None)
+        config_dict, kwargs = own_arguments_into_config_dict(cls, config_dict, kwargs)
         return super().from_dict(config_dict, **kwargs)
 
     @classmethod
@@ -373,6 +366,21 @@ def build_backbone_config(
             raise ValueError(f"{owner}.backbone_config: unknown model_type {model_type!r}")
         return CONFIG_MAPPING[model_type](**data)
     raise TypeError(f"{owner}.backbone_config: expected a PreTrainedConfig, a dict or None, got {type(value).__name__}")
+
+
+def own_arguments_into_config_dict(cls, config_dict: dict[str, Any], kwargs: dict[str, Any]) -> tuple[dict, dict]:
+    """``(config_dict, kwargs)`` for ``PreTrainedConfig.from_dict`` with the config's own ``__init__`` arguments
+    moved from ``kwargs`` into ``config_dict``: ``from_dict`` would set them as plain attributes after
+    ``__init__``, unvalidated and without what derives from them (``graph_intermediate_size``)."""
+    import inspect
+
+    own = set(inspect.signature(cls.__init__).parameters) - {"self", "kwargs", "backbone_config"}
+    config_dict, kwargs = dict(config_dict), dict(kwargs)
+    for key in [k for k in kwargs if k in own]:
+        config_dict[key] = kwargs.pop(key)
+        if key == "graph_hidden_size" and "graph_intermediate_size" not in kwargs:
+            config_dict.pop("graph_intermediate_size", None)
+    return config_dict, kwargs
 
 
 def host_config_as_backbone(config_class: type, config_dict: dict[str, Any], source, supported, wraps: str) -> dict[str, Any]:

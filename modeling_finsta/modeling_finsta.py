@@ -235,12 +235,16 @@ class FinstaModel(FinstaPreTrainedModel):
 
     def __init__(self, config: FinstaConfig):
         super().__init__(config)
+        self._build_host_and_head(config)
+        self.post_init()
+
+    def _build_host_and_head(self, config: FinstaConfig) -> None:
+        """The host (Auto-built from ``config.backbone_config``), its adapter and the graph head."""
         self.backbone = AutoModel.from_config(config.backbone_config)
         self.host_adapter = build_backbone_adapter(config)
         self.graph_encoder = FinstaGraphEncoder(
             config, self.host_adapter.text_hidden_size, self.host_adapter.vision_hidden_size
         )
-        self.post_init()
 
     def get_input_embeddings(self) -> nn.Module:
         return self.backbone.text_model.embeddings.token_embedding
@@ -725,12 +729,8 @@ class FinstaForVideoClassification(FinstaModel):
     input_modalities = ("video",)
 
     def __init__(self, config: FinstaConfig):
-        FinstaPreTrainedModel.__init__(self, config)  # FinstaModel's modules, built once, then the head
-        self.backbone = AutoModel.from_config(config.backbone_config)
-        self.host_adapter = build_backbone_adapter(config)
-        self.graph_encoder = FinstaGraphEncoder(
-            config, self.host_adapter.text_hidden_size, self.host_adapter.vision_hidden_size
-        )
+        FinstaPreTrainedModel.__init__(self, config)  # FinstaModel's modules, built once (one post_init), then the head
+        self._build_host_and_head(config)
         self.classifier = nn.Linear(config.projection_dim, config.num_labels)
         self.post_init()
 

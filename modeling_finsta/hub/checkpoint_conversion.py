@@ -180,6 +180,19 @@ def split_fused_qkv(
     return q_weight, q_bias, k_weight, k_bias, v_weight, v_bias
 
 
+CLIP4CLIP_ATTENTION_HEAD_DIM = 64
+"""Width of one attention head in OpenAI's ViT CLIP (and so in CLIP4Clip): heads = width // 64."""
+
+_CLIP_ENCODER_LAYER_QKV_KEYS = (  # in the order split_fused_qkv returns them
+    "self_attn.q_proj.weight",
+    "self_attn.q_proj.bias",
+    "self_attn.k_proj.weight",
+    "self_attn.k_proj.bias",
+    "self_attn.v_proj.weight",
+    "self_attn.v_proj.bias",
+)
+
+
 def convert_residual_block(
     state_dict: Mapping[str, torch.Tensor], source_prefix: str, target_prefix: str
 ) -> dict[str, torch.Tensor]:
@@ -194,17 +207,8 @@ def convert_residual_block(
         {key for key in state_dict if key.startswith(source_prefix)},
         f"residual attention block {source_prefix!r}",
     )
-    q_weight, q_bias, k_weight, k_bias, v_weight, v_bias = split_fused_qkv(
-        state_dict[source_prefix + "attn.in_proj_weight"], state_dict[source_prefix + "attn.in_proj_bias"]
-    )
-    converted = {
-        target_prefix + "self_attn.q_proj.weight": q_weight,
-        target_prefix + "self_attn.q_proj.bias": q_bias,
-        target_prefix + "self_attn.k_proj.weight": k_weight,
-        target_prefix + "self_attn.k_proj.bias": k_bias,
-        target_prefix + "self_attn.v_proj.weight": v_weight,
-        target_prefix + "self_attn.v_proj.bias": v_bias,
-    }
+    qkv = split_fused_qkv(state_dict[source_prefix + "attn.in_proj_weight"], state_dict[source_prefix + "attn.in_proj_bias"])
+    converted = {target_prefix + key: tensor for key, tensor in zip(_CLIP_ENCODER_LAYER_QKV_KEYS, qkv)}
     for source_suffix, target_suffix in _RESIDUAL_BLOCK_RENAMES.items():
         converted[target_prefix + target_suffix] = state_dict[source_prefix + source_suffix]
     return converted
@@ -256,7 +260,7 @@ def _metadata_value(tensor: torch.Tensor) -> int:
 
 
 def infer_openai_clip_config(
-    state_dict: Mapping[str, torch.Tensor], prefix: str = "clip.", attention_head_dim: int = 64
+    state_dict: Mapping[str, torch.Tensor], prefix: str = "clip.", attention_head_dim: int = CLIP4CLIP_ATTENTION_HEAD_DIM
 ) -> CLIPConfig:
     """Infer the transformers ``CLIPConfig`` of an OpenAI ViT CLIP state dict from its tensor shapes.
 
@@ -513,7 +517,7 @@ def strip_data_parallel_prefix(state_dict: Mapping[str, torch.Tensor]) -> dict[s
 
 
 def convert_clip4clip_checkpoint(
-    state_dict: Mapping[str, torch.Tensor], attention_head_dim: int = 64
+    state_dict: Mapping[str, torch.Tensor], attention_head_dim: int = CLIP4CLIP_ATTENTION_HEAD_DIM
 ) -> ConvertedClip4Clip:
     """Convert a CLIP4Clip training state dict (``meanP`` or ``seqTransf``) with exact key accounting.
 
@@ -568,14 +572,6 @@ def convert_clip4clip_checkpoint(
 # ``finsta-export-host`` (``hub/export.py``). Each ``export_*`` undoes the ``convert_*`` of the same
 # name, with the same exact key accounting, so ``convert(export(x)) == x`` key for key.
 
-_CLIP_ENCODER_LAYER_QKV_KEYS = (
-    "self_attn.q_proj.weight",
-    "self_attn.q_proj.bias",
-    "self_attn.k_proj.weight",
-    "self_attn.k_proj.bias",
-    "self_attn.v_proj.weight",
-    "self_attn.v_proj.bias",
-)
 CLIP_ENCODER_LAYER_KEYS = frozenset(_CLIP_ENCODER_LAYER_QKV_KEYS) | frozenset(_RESIDUAL_BLOCK_RENAMES.values())
 """Key suffixes of one transformers ``CLIPEncoderLayer`` (after ``...layers.{i}.``)."""
 
@@ -754,6 +750,7 @@ def load_original_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]
 
 
 __all__ = [
+    "CLIP4CLIP_ATTENTION_HEAD_DIM",
     "CLIP4CLIP_CLIP_PREFIX",
     "CLIP4CLIP_FRAME_POSITION_KEY",
     "CLIP4CLIP_TEMPORAL_BLOCKS_PREFIX",

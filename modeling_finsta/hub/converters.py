@@ -23,6 +23,7 @@ import torch
 from ..configuration_finsta import FinstaConfig
 from ..modeling_finsta import FinstaModel
 from .checkpoint_conversion import (
+    CLIP4CLIP_ATTENTION_HEAD_DIM,
     CheckpointConversionError,
     check_state_dict_keys,
     convert_clip4clip_checkpoint,
@@ -109,7 +110,7 @@ def convert_clip4clip_original(
     output_dir: Union[str, os.PathLike],
     *,
     tokenizer: Optional[str] = None,
-    attention_head_dim: int = 64,
+    attention_head_dim: int = CLIP4CLIP_ATTENTION_HEAD_DIM,
     config_overrides: Optional[Mapping[str, Any]] = None,
     card_data: Optional[str] = None,
     card_template: Optional[str] = None,
@@ -198,28 +199,6 @@ def convert_clip4clip_original(
     )  # fmt: skip
 
 
-def _load_source_model(source: str, expected_type: str, local_files_only: bool):
-    from transformers import AutoConfig, CLIPModel, XCLIPModel
-
-    log(f"loading {source}")
-    try:
-        source_config = AutoConfig.from_pretrained(source, local_files_only=local_files_only)
-    except OSError as error:
-        raise FileNotFoundError(
-            f"{source!r}: no config.json in that folder or in the Hub cache ({error}); download it first "
-            "(huggingface-cli download) or pass a local folder"
-        ) from error
-    if source_config.model_type != expected_type:
-        other = CONVERTER_COMMANDS.get(source_config.model_type)
-        hint = f"; use {other}" if other else ""
-        raise CheckpointConversionError(
-            f"{source!r} is a {source_config.model_type!r} checkpoint, expected {expected_type!r}{hint}"
-        )
-    model_class = CLIPModel if expected_type == "clip" else XCLIPModel
-    model = model_class.from_pretrained(source, local_files_only=local_files_only, dtype=torch.float32).eval()
-    return model
-
-
 def _copy_source_into_backbone(finsta: FinstaModel, source_model) -> None:
     source_state = source_model.state_dict()
     check_state_dict_keys(finsta.backbone.state_dict().keys(), source_state.keys(), "source checkpoint -> Finsta backbone")
@@ -271,7 +250,7 @@ def convert_clip(
     text position table, 77 rows for OpenAI CLIP) when the widths allow, else randomly; the check then
     compares per-frame image embeddings, since the source has no temporal head to compare with.
     """
-    source_model = _load_source_model(source, "clip", local_files_only)
+    source_model = _load_host_source(source, ("clip",), local_files_only)
     backbone_config = source_model.config
     fields: dict[str, Any] = {"temporal_head": temporal_head}
     if temporal_head == "seqTransf":
@@ -329,7 +308,7 @@ def convert_xclip(
     cross-frame communication, then the multi-frame integration Transformer); the text embedding is
     its video-independent ``get_text_features`` (the prompt generator is not used by Finsta).
     """
-    source_model = _load_source_model(source, "xclip", local_files_only)
+    source_model = _load_host_source(source, ("xclip",), local_files_only)
     backbone_config = source_model.config
     model = FinstaModel(_finsta_config(backbone_config, config_overrides)).eval()
     _copy_source_into_backbone(model, source_model)
@@ -395,7 +374,10 @@ CONVERTER_COMMANDS = {
 }
 """The converter command of each host family (named in the error when a source is given to the wrong one)."""
 
-SOURCE_MODEL_CLASSES = {"siglip": "SiglipModel", "siglip2": "Siglip2Model", "videoprism": "VideoPrismClipModel"}
+SOURCE_MODEL_CLASSES = {
+    "clip": "CLIPModel",
+    "xclip": "XCLIPModel",
+    "siglip": "SiglipModel", "siglip2": "Siglip2Model", "videoprism": "VideoPrismClipModel"}
 
 
 def host_image_size(backbone_config) -> int:
@@ -409,7 +391,8 @@ def host_image_size(backbone_config) -> int:
 
 
 def _load_host_source(source: str, expected_types: tuple[str, ...], local_files_only: bool):
-    """The SigLIP-family / VideoPrism source model (float32, eval) from a folder or the Hub cache."""
+    """The source model of a transformers checkpoint (float32, eval) from a folder or the Hub cache, refused
+    by name when its ``model_type`` is not one of ``expected_types`` (with the converter to use instead)."""
     import transformers
     from transformers import AutoConfig
 
@@ -424,8 +407,9 @@ def _load_host_source(source: str, expected_types: tuple[str, ...], local_files_
     model_type = source_config.model_type
     if model_type not in expected_types:
         other = CONVERTER_COMMANDS.get(model_type)
+        expected = repr(expected_types[0]) if len(expected_types) == 1 else f"one of {expected_types}"
         raise CheckpointConversionError(
-            f"{source!r} is a {model_type!r} checkpoint, expected one of {expected_types}" + (f"; use {other}" if other else "")
+            f"{source!r} is a {model_type!r} checkpoint, expected {expected}" + (f"; use {other}" if other else "")
         )
     model_class = getattr(transformers, SOURCE_MODEL_CLASSES[model_type])
     return model_class.from_pretrained(source, local_files_only=local_files_only, dtype=torch.float32).eval()

@@ -36,10 +36,11 @@ from typing import Any, Optional, Union
 import numpy as np
 import torch
 
-from .checkpoint_conversion import export_clip4clip_checkpoint, load_original_checkpoint
+from .checkpoint_conversion import CLIP4CLIP_ATTENTION_HEAD_DIM, export_clip4clip_checkpoint, load_original_checkpoint
 from .progress import log
 from .provenance import converter_version
 from .verification import (
+    CLIP_LAYER_NORM_EPS,
     ConversionVerificationError,
     EmbeddingCheck,
     clip4clip_mean_pooling,
@@ -65,8 +66,6 @@ CLIP4CLIP_CHECKPOINT_NAME = "clip4clip/pytorch_model.bin"
 EXPORT_INFO_NAME = "finsta_export.json"
 """Provenance and how-to-use notes written next to the exported host."""
 
-CLIP4CLIP_ATTENTION_HEAD_DIM = 64
-"""CLIP4Clip's own code builds every tower and its seqTransf header with ``width // 64`` heads."""
 
 _CHECK_CAPTIONS = ("a man throws a red ball to the dog", "the woman opens the fridge and takes out a bottle")
 
@@ -180,8 +179,8 @@ def clip4clip_incompatibilities(backbone_config: Any) -> list[str]:
         width, heads = tower.hidden_size, tower.num_attention_heads
         if tower.hidden_act != "quick_gelu":
             problems.append(f"{tower_name}.hidden_act is {tower.hidden_act!r} (CLIP4Clip's CLIP uses 'quick_gelu')")
-        if tower.layer_norm_eps != 1e-5:
-            problems.append(f"{tower_name}.layer_norm_eps is {tower.layer_norm_eps:g} (CLIP4Clip's CLIP uses 1e-5)")
+        if tower.layer_norm_eps != CLIP_LAYER_NORM_EPS:
+            problems.append(f"{tower_name}.layer_norm_eps is {tower.layer_norm_eps:g} (CLIP4Clip's CLIP uses {CLIP_LAYER_NORM_EPS:g})")
         if tower.intermediate_size != 4 * width:
             problems.append(
                 f"{tower_name}.intermediate_size is {tower.intermediate_size} "

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from ..configuration_finsta import FRAME_WISE_BACKBONES
+from .checkpoint_conversion import CLIP4CLIP_ATTENTION_HEAD_DIM
 
 CLIP_LAYER_NORM_EPS = 1e-5
 """LayerNorm eps of OpenAI CLIP's towers (``nn.LayerNorm`` default)."""
@@ -193,7 +194,7 @@ def clip4clip_reference_embeddings(
     input_ids: torch.Tensor,
     pixel_values: torch.Tensor,
     video_mask: torch.Tensor,
-    attention_head_dim: int = 64,
+    attention_head_dim: int = CLIP4CLIP_ATTENTION_HEAD_DIM,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """CLIP4Clip's own text embedding and normalised video embedding, computed from original weights.
 
