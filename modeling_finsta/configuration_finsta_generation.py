@@ -15,11 +15,11 @@ from typing import Any, Optional, Union
 from transformers import AutoConfig, PreTrainedConfig
 
 from .configuration_finsta import (
-    ABLATION_SWITCHES,
     build_backbone_config,
     check_fields,
     check_graph_head,
     host_config_as_backbone,
+    own_arguments_into_config_dict,
     refuse_read_only_and_misspelt_keys,
 )
 
@@ -28,8 +28,6 @@ GENERATIVE_BACKBONES = ("video_llava", "qwen2_vl", "qwen2_5_vl")
 
 GENERATIVE_INFERENCE_MODES = ("distilled", "fused")
 GENERATIVE_DISTILLATION_TARGETS = ("next_token", "visual_tokens")
-
-GENERATIVE_ABLATION_SWITCHES = ABLATION_SWITCHES
 
 
 class FinstaGenerationConfig(PreTrainedConfig):
@@ -166,6 +164,13 @@ class FinstaGenerationConfig(PreTrainedConfig):
     def get_text_config(self, *args, **kwargs) -> PreTrainedConfig:
         """The host's text config: `generate` sizes its cache and reads special tokens from it."""
         return self.backbone_config.get_text_config(*args, **kwargs)
+
+    @classmethod
+    def from_dict(cls, config_dict: dict[str, Any], **kwargs) -> "FinstaGenerationConfig":
+        """As transformers' ``from_dict``, but Finsta's own keyword arguments go through ``__init__`` (validated,
+        with what derives from them), as for `FinstaConfig`."""
+        config_dict, kwargs = own_arguments_into_config_dict(cls, config_dict, kwargs)
+        return super().from_dict(config_dict, **kwargs)
 
     @classmethod
     def get_config_dict(cls, pretrained_model_name_or_path, **kwargs) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -31,7 +31,6 @@ class GenerativeVideoOutput:
     patch_tokens: torch.Tensor  # [B, T', N, Dv] row-major patch tokens (no class token) for the DSG
     grid_size: tuple[int, int]  # (rows, columns) of the patch grid, N = rows * columns
     visual_tokens: torch.Tensor  # [B, T', M, D] projected tokens as they enter the LLM, in prompt order
-    tower_output: BaseModelOutputWithPooling  # the host's own video encoding
 
 
 class GenerativeAdapter(nn.Module):
@@ -40,7 +39,6 @@ class GenerativeAdapter(nn.Module):
     video_input_names: tuple[str, ...] = ("pixel_values_videos",)
     projector_module_names: tuple[str, ...] = ()
     """Module names (suffixes) of the host's vision-to-LLM projector, trained in full under LoRA."""
-    vision_tower_module_names: tuple[str, ...] = ()
 
     def __init__(self, backbone_config):
         super().__init__()
@@ -84,12 +82,13 @@ class GenerativeAdapter(nn.Module):
         """Final-layer LLM states ``[B, L, D]`` of a text alone (no visual tokens): the caption's TSG side."""
         return backbone.model.language_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
 
-    def check_prompt(self, input_ids: Optional[torch.Tensor], visual_tokens: torch.Tensor, num_frames: int) -> None:
+    def check_prompt(self, input_ids: Optional[torch.Tensor], visual_tokens: torch.Tensor) -> None:
         """Clear errors when the prompt's video placeholders do not fit the video."""
         if input_ids is None:
             return
         placeholders = (input_ids == self.video_token_id).sum(-1)
         batch, steps, per_step = visual_tokens.shape[:3]
+        num_frames = steps * self.frames_per_step
         if placeholders.shape[0] != batch:
             raise ValueError(f"input_ids has {placeholders.shape[0]} sequences but the video inputs hold {batch} videos")
         missing = (placeholders == 0).nonzero().flatten().tolist()
@@ -114,7 +113,6 @@ class VideoLlavaAdapter(GenerativeAdapter):
     dropped; each visual token covers its patch, the class token the whole frame."""
 
     projector_module_names = ("multi_modal_projector",)
-    vision_tower_module_names = ("video_tower", "image_tower")
 
     @property
     def _layers(self) -> list[int]:
@@ -147,7 +145,6 @@ class VideoLlavaAdapter(GenerativeAdapter):
             patch_tokens=patches.reshape(batch, frames, rows * rows, -1),
             grid_size=(rows, rows),
             visual_tokens=visual.reshape(batch, frames, visual.shape[1], visual.shape[2]),
-            tower_output=outputs,
         )
 
     def host_video_features(self, visual_tokens):
@@ -177,7 +174,6 @@ class Qwen2VLAdapter(GenerativeAdapter):
 
     video_input_names = ("pixel_values_videos", "video_grid_thw")
     projector_module_names = ("merger",)
-    vision_tower_module_names = ("visual",)
 
     @property
     def _windowed(self) -> bool:
@@ -260,7 +256,6 @@ class Qwen2VLAdapter(GenerativeAdapter):
             patch_tokens=self.restore_patch_order(outputs.last_hidden_state, grid_thw),
             grid_size=(h, w),
             visual_tokens=merged.reshape(videos, t, (h // m) * (w // m), merged.shape[-1]),
-            tower_output=outputs,
         )
 
     def host_video_features(self, visual_tokens):

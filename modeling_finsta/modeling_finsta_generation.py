@@ -269,8 +269,7 @@ class FinstaForConditionalGeneration(FinstaGenerationPreTrainedModel, Generation
             use_cache=use_cache, output_attentions=output_attentions, **kwargs,
         )  # fmt: skip
         host_kwargs.pop("num_items_in_batch", None)
-        video_inputs = {"pixel_values_videos": pixel_values_videos, "video_grid_thw": video_grid_thw}
-        video_inputs = {k: v for k, v in video_inputs.items() if k in self.host_adapter.video_input_names}
+        video_inputs = self._video_inputs(pixel_values_videos, video_grid_thw)
         # The host still needs the video's layout (Qwen2-VL's M-RoPE positions come from video_grid_thw).
         host_kwargs.update({k: v for k, v in video_inputs.items() if k != "pixel_values_videos" and v is not None})
         if pixel_values_videos is None:  # decoding steps of `generate`, or text only: the host as it is
@@ -341,8 +340,7 @@ class FinstaForConditionalGeneration(FinstaGenerationPreTrainedModel, Generation
         self, pixel_values_videos: torch.Tensor, video_grid_thw: Optional[torch.Tensor] = None, video_scene_graph=None
     ) -> torch.Tensor:
         """The visual tokens ``[B, T', M, D]`` the LLM receives in the configured inference mode."""
-        video_inputs = {"pixel_values_videos": pixel_values_videos, "video_grid_thw": video_grid_thw}
-        video_inputs = {k: v for k, v in video_inputs.items() if k in self.host_adapter.video_input_names}
+        video_inputs = self._video_inputs(pixel_values_videos, video_grid_thw)
         fused = self.config.inference_mode == "fused"
         encoded = self._encode_video(None, video_inputs, VideoSceneGraphBatch.from_value(video_scene_graph), with_graph=fused)
         return encoded.refined_tokens if fused else encoded.host.visual_tokens
@@ -365,27 +363,25 @@ class FinstaForConditionalGeneration(FinstaGenerationPreTrainedModel, Generation
         the video inputs hold V videos, encoded once, and ``video_index [K]`` (default ``arange(K)``) says
         which video each sequence shows. Host inputs such as ``mm_token_type_ids`` go in ``kwargs``.
         """
-        video_inputs = {"pixel_values_videos": pixel_values_videos, "video_grid_thw": video_grid_thw}
-        video_inputs = {k: v for k, v in video_inputs.items() if k in self.host_adapter.video_input_names}
-        fused = self.config.inference_mode == "fused"
-        encoded = self._encode_video(None, video_inputs, VideoSceneGraphBatch.from_value(video_scene_graph), with_graph=fused)
-        tokens = encoded.refined_tokens if fused else encoded.host.visual_tokens
+        tokens = self.get_video_features(pixel_values_videos, video_grid_thw, video_scene_graph)
         if video_index is None:
             video_index = torch.arange(input_ids.shape[0], device=input_ids.device)
         tokens = tokens[video_index]
-        self.host_adapter.check_prompt(input_ids, tokens, tokens.shape[1] * self.host_adapter.frames_per_step)
-        if "video_grid_thw" in video_inputs:
-            kwargs["video_grid_thw"] = video_inputs["video_grid_thw"][video_index]
+        self.host_adapter.check_prompt(input_ids, tokens)
+        if "video_grid_thw" in self.host_adapter.video_input_names:
+            kwargs["video_grid_thw"] = video_grid_thw[video_index]
         out = self.backbone(
             input_ids=input_ids, attention_mask=attention_mask,
             mm_encoder_outputs={"video": self.host_adapter.host_video_features(tokens)}, **kwargs,
         )  # fmt: skip
-        log_probs = torch.log_softmax(out.logits[:, :-1].float(), dim=-1)
-        targets = input_ids[:, 1:]
-        token_scores = log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-        return (token_scores * answer_mask[:, 1:].to(token_scores.dtype)).sum(-1)
+        return answer_log_likelihood(out.logits, input_ids, answer_mask)
 
     # ---------------------------------------------------------------------------- internals
+    def _video_inputs(self, pixel_values_videos, video_grid_thw) -> dict[str, Optional[torch.Tensor]]:
+        """The video inputs the host family takes (Video-LLaVA has no ``video_grid_thw``)."""
+        video_inputs = {"pixel_values_videos": pixel_values_videos, "video_grid_thw": video_grid_thw}
+        return {k: v for k, v in video_inputs.items() if k in self.host_adapter.video_input_names}
+
     def _graph_losses_active(self) -> bool:
         config = self.config
         return (
@@ -398,7 +394,7 @@ class FinstaForConditionalGeneration(FinstaGenerationPreTrainedModel, Generation
         adapter = self.host_adapter
         host = adapter.encode_video(self.backbone, video_inputs)
         steps = host.visual_tokens.shape[1]
-        adapter.check_prompt(input_ids, host.visual_tokens, steps * adapter.frames_per_step)
+        adapter.check_prompt(input_ids, host.visual_tokens)
         encoded = EncodedVideo(host=host)
         if not with_graph:
             return encoded
@@ -557,6 +553,13 @@ class FinstaForConditionalGeneration(FinstaGenerationPreTrainedModel, Generation
                 continue
             total = weight * value if total is None else total + weight * value
         return total
+
+
+def answer_log_likelihood(logits: torch.Tensor, input_ids: torch.Tensor, answer_mask: torch.Tensor) -> torch.Tensor:
+    """Summed log-likelihood ``[K]`` of the tokens where ``answer_mask [K, L]`` is 1, each given those before it."""
+    log_probs = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+    token_scores = log_probs.gather(-1, input_ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+    return (token_scores * answer_mask[:, 1:].to(token_scores.dtype)).sum(-1)
 
 
 def _masked_mean(states: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:

@@ -323,3 +323,12 @@ def test_a_saved_generative_model_and_processor_carry_exactly_their_files(synth,
     loaded = AutoModelForImageTextToText.from_pretrained(tmp_path / "model")  # in-process Auto class
     assert type(loaded) is FinstaForConditionalGeneration
     assert loaded.config.backbone_type == "qwen2_5_vl"
+
+
+def test_from_pretrained_keywords_are_validated_and_derive_like_init(tmp_path):
+    config = FinstaGenerationConfig(backbone_config=tiny_video_llm_config("video_llava", video_llm_tokenizer(["a"])), graph_hidden_size=32)
+    config.save_pretrained(tmp_path)
+    wider = FinstaGenerationConfig.from_pretrained(tmp_path, graph_hidden_size=64)
+    assert wider.graph_hidden_size == 64 and wider.graph_intermediate_size == 4 * 64
+    with pytest.raises(ValueError, match="inference_mode"):
+        FinstaGenerationConfig.from_pretrained(tmp_path, inference_mode="fusd")

@@ -22,6 +22,9 @@ from typing import Any, Optional, Sequence
 
 import torch
 
+from ..modeling_finsta_generation import answer_log_likelihood
+from ..training.generative import HOST_VIDEO_INPUTS
+
 _WORDS = re.compile(r"[a-z0-9]+")
 
 
@@ -65,7 +68,7 @@ def inference_mode(model, mode: Optional[str]):
 
 
 def _video_kwargs(batch: dict[str, Any]) -> dict[str, Any]:
-    return {k: batch[k] for k in ("pixel_values_videos", "video_grid_thw", "mm_token_type_ids") if k in batch}
+    return {k: batch[k] for k in HOST_VIDEO_INPUTS if k in batch}
 
 
 @torch.no_grad()
@@ -138,8 +141,7 @@ def candidate_log_likelihoods(model, processor, question: str, video: Any, candi
         else:
             video_inputs = {"pixel_values_videos": video_inputs["pixel_values_videos"].repeat(len(candidates), 1, 1, 1, 1)}
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **video_inputs, **extra).logits
-        log_probs = torch.log_softmax(logits[:, :-1].float(), -1).gather(-1, batch["input_ids"][:, 1:].unsqueeze(-1)).squeeze(-1)
-        return (log_probs * answer_mask[:, 1:].float()).sum(-1)
+        return answer_log_likelihood(logits, batch["input_ids"], answer_mask)
 
 
 def evaluate_generative_multiple_choice(model, processor, items: Sequence[Any], videos: Sequence[Any], question: str, *, mode: Optional[str] = None) -> dict[str, float]:

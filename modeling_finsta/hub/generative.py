@@ -17,6 +17,8 @@ from typing import Any, Optional, Union
 
 import torch
 
+from ..training.generative import HOST_INPUTS
+
 HUB_VIDEO_LLMS = {
     "LanguageBind/Video-LLaVA-7B-hf": "finsta-video-llava-7b",
     "Qwen/Qwen2-VL-2B-Instruct": "finsta-qwen2-vl-2b-instruct",
@@ -24,11 +26,11 @@ HUB_VIDEO_LLMS = {
 """Hub checkpoints with a card data file in ``model_cards/`` (any other host checkpoint converts too)."""
 
 
-def _probe_inputs(model, processor) -> dict[str, torch.Tensor]:
+def _probe_inputs(processor) -> dict[str, torch.Tensor]:
     generator = torch.Generator().manual_seed(0)
     frames = torch.randint(0, 256, (processor.num_frames, processor.image_size, processor.image_size, 3), generator=generator)
     batch = dict(processor(questions=["what happens?"], videos=[frames.to(torch.uint8).numpy()]))
-    return {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "pixel_values_videos", "video_grid_thw", "mm_token_type_ids")}
+    return {k: v for k, v in batch.items() if k in HOST_INPUTS}
 
 
 def convert_video_llm_to_finsta(
@@ -58,7 +60,7 @@ def convert_video_llm_to_finsta(
         image_size = backbone_config.vision_config.image_size if backbone_config.model_type == "video_llava" else 448
     settings = {"prompt_template": prompt_template} if prompt_template else {}
     processor = FinstaGenerationProcessor.from_host_config(tokenizer, backbone_config, num_frames=num_frames, image_size=image_size, **settings)
-    inputs = _probe_inputs(model, processor)
+    inputs = _probe_inputs(processor)
     with torch.no_grad():
         expected = host(**inputs).logits
         got = model(**inputs).logits

@@ -13,25 +13,18 @@ from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
 import torch
-from torch.utils.data import Dataset
 from transformers import TrainingArguments
 
+from .examples import FinstaExampleDataset
 from .trainer import FinstaTrainer
 
-HOST_INPUTS = ("input_ids", "attention_mask", "labels", "pixel_values_videos", "video_grid_thw", "mm_token_type_ids")
+HOST_VIDEO_INPUTS = ("pixel_values_videos", "video_grid_thw", "mm_token_type_ids")
+"""The host's video-side inputs (besides the token ids and mask)."""
+HOST_INPUTS = ("input_ids", "attention_mask", "labels") + HOST_VIDEO_INPUTS
 
 
-class GenerativeExamples(Dataset):
-    """A list of raw examples (dicts) as a map-style dataset."""
-
-    def __init__(self, examples: Sequence[dict[str, Any]]):
-        self.examples = list(examples)
-
-    def __len__(self) -> int:
-        return len(self.examples)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        return self.examples[index]
+GenerativeExamples = FinstaExampleDataset
+"""A list of raw examples (dicts) as a map-style dataset (the same class as `FinstaExampleDataset`)."""
 
 
 def synth_examples(dataset, split: str = "train", dsg: str = "annotated") -> list[dict[str, Any]]:
