@@ -49,6 +49,14 @@ class HostVideoOutput:
     tower_output: Optional[BaseModelOutputWithPooling] = None  # the vision tower's output over B * T frames
 
 
+def _check_frame_batch(pixel_values: torch.Tensor) -> None:
+    """``ValueError`` unless ``pixel_values`` is a 5-D ``[batch, frames, channels, height, width]`` tensor."""
+    if pixel_values.dim() != 5:
+        raise ValueError(
+            f"pixel_values must be [batch, frames, channels, height, width], got shape {tuple(pixel_values.shape)}"
+        )
+
+
 class BackboneAdapter(nn.Module):
     """Interface every host family implements; see the module docstring.
 
@@ -125,10 +133,7 @@ class BackboneAdapter(nn.Module):
         return backbone.visual_projection(backbone.vision_model.post_layernorm(patch_states))
 
     def _encode_frames(self, backbone: nn.Module, pixel_values: torch.Tensor, **tower_kwargs):
-        if pixel_values.dim() != 5:
-            raise ValueError(
-                f"pixel_values must be [batch, frames, channels, height, width], got shape {tuple(pixel_values.shape)}"
-            )
+        _check_frame_batch(pixel_values)
         batch, frames = pixel_values.shape[:2]
         outputs = backbone.vision_model(pixel_values=pixel_values.flatten(0, 1), **tower_kwargs)
         frame_embeds = backbone.visual_projection(outputs.pooler_output).view(batch, frames, -1)
@@ -293,10 +298,7 @@ class SiglipAdapter(Clip4ClipAdapter):
         )
 
     def _encode_frames(self, backbone, pixel_values, **tower_kwargs):
-        if pixel_values.dim() != 5:
-            raise ValueError(
-                f"pixel_values must be [batch, frames, channels, height, width], got shape {tuple(pixel_values.shape)}"
-            )
+        _check_frame_batch(pixel_values)
         batch, frames = pixel_values.shape[:2]
         outputs = backbone.vision_model(pixel_values=pixel_values.flatten(0, 1), **tower_kwargs)
         vision = backbone.config.vision_config
@@ -381,11 +383,6 @@ class Siglip2Adapter(SiglipAdapter):
         frame_embeds = outputs.pooler_output.view(batch, frames, -1)
         return frame_embeds, patch_tokens.reshape(batch, frames, rows * columns, -1), (rows, columns), outputs
 
-    def patch_tokens_to_joint(self, backbone, patch_states):
-        width = patch_states.shape[-1]
-        pooled = backbone.vision_model.head(patch_states.reshape(-1, 1, width), None)
-        return pooled.view(*patch_states.shape[:-1], -1)
-
 
 INITIAL_VIDEOPRISM_LOGIT_SCALE = math.log(1 / 0.07)
 """[ours] VideoPrism's HF module has no learnable temperature; the adapter adds one, at CLIP's initial 0.07."""
@@ -440,10 +437,7 @@ class VideoPrismAdapter(BackboneAdapter):
             )
 
     def _encode_frames(self, backbone, pixel_values, **tower_kwargs):
-        if pixel_values.dim() != 5:
-            raise ValueError(
-                f"pixel_values must be [batch, frames, channels, height, width], got shape {tuple(pixel_values.shape)}"
-            )
+        _check_frame_batch(pixel_values)
         batch, frames = pixel_values.shape[:2]
         self._check_frames(backbone, frames)
         vision_model = backbone.video_model.vision_model

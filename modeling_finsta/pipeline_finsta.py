@@ -30,9 +30,15 @@ from typing import Any, Optional, Sequence
 import torch
 from transformers import Pipeline
 
+from .configuration_finsta import INFERENCE_MODES
 from .zero_shot import DEFAULT_TEMPLATES, ClassPromptEmbeddings, check_labels, check_templates, encode_class_prompts
 
-INFERENCE_MODES = ("distilled", "fused")
+
+def _graphs_key(label_graphs: Optional[Sequence[Any]]) -> Optional[tuple]:
+    """A hashable cache key for ``label_graphs`` (each graph as sorted JSON; None stays None)."""
+    if label_graphs is None:
+        return None
+    return tuple(None if graph is None else json.dumps(graph.to_dict(), sort_keys=True) for graph in label_graphs)
 
 
 class FinstaZeroShotVideoClassificationPipeline(Pipeline):
@@ -100,6 +106,8 @@ class FinstaZeroShotVideoClassificationPipeline(Pipeline):
             forward["mode"] = mode
         if label_graphs is not None:
             forward["label_graphs"] = list(label_graphs)
+            # serialised once per call here, not once per video in _forward
+            forward["label_graphs_key"] = _graphs_key(forward["label_graphs"])
         if top_k is not None:
             if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
                 raise ValueError(f"top_k must be a positive int, got {top_k!r}")
@@ -115,10 +123,10 @@ class FinstaZeroShotVideoClassificationPipeline(Pipeline):
         label_graphs: Optional[Sequence[Any]] = None,
     ) -> ClassPromptEmbeddings:
         """The (cached) prompt-ensemble embeddings of ``candidate_labels`` in ``mode``."""
+        return self._class_embeddings(candidate_labels, templates, mode, label_graphs, _graphs_key(label_graphs))
+
+    def _class_embeddings(self, candidate_labels, templates, mode, label_graphs, graphs_key) -> ClassPromptEmbeddings:
         mode = mode or self.model.config.inference_mode
-        graphs_key = None if label_graphs is None else tuple(
-            None if graph is None else json.dumps(graph.to_dict(), sort_keys=True) for graph in label_graphs
-        )
         key = (tuple(candidate_labels), tuple(templates), mode, graphs_key)
         if key not in self._class_cache:
             self._class_cache[key] = encode_class_prompts(
@@ -131,10 +139,20 @@ class FinstaZeroShotVideoClassificationPipeline(Pipeline):
         batch = self.processor(videos=[video], video_scene_graphs=None if video_scene_graph is None else [video_scene_graph])
         return {key: batch[key] for key in ("pixel_values", "video_mask", "video_scene_graph") if batch.get(key) is not None}
 
-    def _forward(self, model_inputs, candidate_labels=None, templates=DEFAULT_TEMPLATES, mode=None, label_graphs=None):
+    def _forward(
+        self,
+        model_inputs,
+        candidate_labels=None,
+        templates=DEFAULT_TEMPLATES,
+        mode=None,
+        label_graphs=None,
+        label_graphs_key=None,
+    ):
         if candidate_labels is None:
             raise ValueError("zero-shot-video-classification needs candidate_labels (the class names)")
-        classes = self.class_embeddings(candidate_labels, templates, mode, label_graphs)
+        if label_graphs is not None and label_graphs_key is None:
+            label_graphs_key = _graphs_key(label_graphs)
+        classes = self._class_embeddings(candidate_labels, templates, mode, label_graphs, label_graphs_key)
         previous = self.model.config.inference_mode
         self.model.config.inference_mode = classes.mode
         try:

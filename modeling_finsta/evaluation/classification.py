@@ -98,7 +98,6 @@ def evaluate_classification(
     dsg_sources: Sequence[str] = ("latent",),
     ks: Sequence[int] = (1, 5),
     batch_size: int = 64,
-    video_embeddings: Optional[Mapping[tuple[str, str], torch.Tensor]] = None,
     show_progress: Optional[bool] = None,
 ) -> dict[str, Any]:
     """Top-k accuracy (ties broken at random, see ``zero_shot.top_k_accuracy``) per mode and DSG source.
@@ -111,7 +110,6 @@ def evaluate_classification(
             None: the model's trained head (`FinstaForVideoClassification`).
         class_groups: ``{group: class indices}``; each group adds ``<group>_top1`` over its videos
             (e.g. Finsta-Synth's ``order`` and ``role`` classes).
-        video_embeddings: precomputed ``{(mode, dsg): [N, E]}`` to skip encoding the videos.
 
     Returns:
         ``{mode: {dsg: {"top1", "top5", ...}}, "num_videos", "num_classes", "scoring_seconds"}`` where
@@ -123,16 +121,15 @@ def evaluate_classification(
     if class_names is None and not hasattr(model, "classifier"):
         raise ValueError("evaluate_classification needs class_names (zero-shot) or a model with a trained classifier head")
     settings = video_settings(modes, dsg_sources)
-    if video_embeddings is None:
-        video_embeddings = embed_videos(
-            model, processor, videos, settings, video_scene_graphs=video_scene_graphs, batch_size=batch_size,
-            show_progress=show_progress,
-        )  # fmt: skip
+    video_embeddings = embed_videos(
+        model, processor, videos, settings, video_scene_graphs=video_scene_graphs, batch_size=batch_size,
+        show_progress=show_progress,
+    )  # fmt: skip
     num_classes = len(class_names) if class_names is not None else model.config.num_labels
     results: dict[str, Any] = {"num_videos": len(videos), "num_classes": num_classes}
     class_embeds = {}
-    for mode in dict.fromkeys(mode for mode, _ in settings):
-        if class_names is not None:
+    if class_names is not None:
+        for mode in dict.fromkeys(mode for mode, _ in settings):
             class_embeds[mode] = encode_class_prompts(
                 model, processor, class_names, templates, label_graphs=label_graphs, mode=mode, batch_size=batch_size
             ).embeds

@@ -65,14 +65,21 @@ def _read_rows(path: Path) -> list[tuple[int, str, str, int, int]]:
 
 def kinetics_class_names(root: PathLike, split_rows: Optional[Sequence[str]] = None) -> list[str]:
     """``classes.txt`` in order, else the sorted labels of ``train.csv``, else the sorted ``split_rows`` labels."""
-    root = Path(root)
+    return _class_names(Path(root), split_rows)
+
+
+def _class_names(
+    root: Path, split_rows: Optional[Sequence[str]], train_labels: Optional[Sequence[str]] = None
+) -> list[str]:
+    """`kinetics_class_names`; ``train_labels``: the labels of ``train.csv`` when already read (not read again)."""
     class_file = root / KINETICS_CLASS_FILE
     if class_file.is_file():
         names = [line for _, line in read_text_lines(class_file, "Kinetics class list")]
     else:
         try:
-            train = _annotation_file(root, "train")
-            names = sorted({label for _, label, *_ in _read_rows(train) if label})
+            if train_labels is None:
+                train_labels = [label for _, label, *_ in _read_rows(_annotation_file(root, "train"))]
+            names = sorted({label for label in train_labels if label})
         except FileNotFoundError:
             names = sorted({label for label in split_rows or [] if label})
     if len(set(names)) != len(names):
@@ -89,9 +96,11 @@ def read_kinetics(root: PathLike, split: str = "validate", *, require_videos: bo
     split = KINETICS_SPLIT_ALIASES.get(split, split)
     path = _annotation_file(root, split)
     rows = _read_rows(path)
-    class_names = kinetics_class_names(root, [label for _, label, *_ in rows])
+    split_labels = [label for _, label, *_ in rows]
+    # train.csv is the file just read when split == "train": its labels are passed, not parsed again
+    class_names = _class_names(root, split_labels, split_labels if split == "train" else None)
     index = {name: i for i, name in enumerate(class_names)}
-    names, labels, ids = [], [], []
+    names, labels = [], []
     seen: dict[str, int] = {}
     for line, label, youtube_id, start, end in rows:
         if not label:
@@ -104,10 +113,9 @@ def read_kinetics(root: PathLike, split: str = "validate", *, require_videos: bo
         seen[name] = line
         names.append(name)
         labels.append(index[label])
-        ids.append(name)
     folders = [root / split, root / "videos" / split, root / "videos", root]
     paths = resolve_videos([n + ".mp4" for n in names], folders, dataset="Kinetics", require_videos=require_videos)
-    return ClassificationSplit(list(zip(ids, paths)), labels, class_names, scene_graph_paths(root, ids))
+    return ClassificationSplit(list(zip(names, paths)), labels, class_names, scene_graph_paths(root, names))
 
 
 __all__ = ["KINETICS_CLASS_FILE", "KINETICS_COLUMNS", "kinetics_class_names", "kinetics_clip_name", "read_kinetics"]

@@ -11,7 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence, Union
 
-from .retrieval import SCENE_GRAPH_FOLDER, VIDEO_EXTENSIONS
+from .retrieval import VIDEO_EXTENSIONS
+from .retrieval import _scene_graph_paths as scene_graph_paths  # per video its scene_graphs/{id}.json or None
+from .text_files import read_lines as read_text_lines  # (line number, stripped line) of the non-blank lines
+from .text_files import require_file
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -88,27 +91,12 @@ class MultipleChoiceSplit:
         return [option if not question else f"{question.strip()} {option.strip()}" for option in options]
 
 
-def require_file(path: Path, purpose: str) -> Path:
-    """``path`` if it is a file, else ``FileNotFoundError`` naming it and what it is for."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: file not found ({purpose})")
-    return path
-
-
 def first_existing(candidates: Sequence[Path], purpose: str) -> Path:
     """The first existing file of ``candidates``; ``FileNotFoundError`` listing them all otherwise."""
     for candidate in candidates:
         if candidate.is_file():
             return candidate
     raise FileNotFoundError(f"{purpose}: none of {[str(c) for c in candidates]} exists")
-
-
-def read_text_lines(path: Path, purpose: str) -> Iterator[tuple[int, str]]:
-    """``(line number, stripped line)`` of the non-blank lines."""
-    with open(require_file(path, purpose), encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if line.strip():
-                yield number, line.strip()
 
 
 def read_csv_rows(path: Path, purpose: str, required: Sequence[str], delimiter: str = ",") -> Iterator[tuple[int, dict[str, str]]]:
@@ -203,14 +191,6 @@ def resolve_videos(
             f"{missing[:5]}; pass require_videos=False to list them anyway"
         )
     return paths
-
-
-def scene_graph_paths(root: Path, video_ids: Sequence[str]) -> Optional[list[Optional[Path]]]:
-    """Per video its ``scene_graphs/{video_id}.json`` (None where absent); None without the folder."""
-    folder = root / SCENE_GRAPH_FOLDER
-    if not folder.is_dir():
-        return None
-    return [next((p for p in (folder / f"{v}.json", folder / f"{Path(v).stem}.json") if p.is_file()), None) for v in video_ids]
 
 
 __all__ = [

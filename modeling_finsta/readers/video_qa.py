@@ -17,14 +17,13 @@ Missing files raise ``FileNotFoundError`` naming the file; malformed records rai
 
 from __future__ import annotations
 
-import csv
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Union
 
 from .retrieval import VIDEO_EXTENSIONS
+from .text_files import read_text
 
 QA_SPLITS = ("train", "val", "test")
 VIDEO_FOLDERS = {"msrvtt": ("videos/all", "videos", "TrainValVideo", "TestVideo"), "msvd": ("YouTubeClips", "videos")}
@@ -53,16 +52,9 @@ class CaptionRecord:
     captions: list[str]
 
 
-def _require(path: Path, purpose: str) -> Path:
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: {purpose} not found")
-    return path
-
-
 def _read_json(path: Path, purpose: str) -> Any:
-    _require(path, purpose)
     try:
-        return json.loads(path.read_text())
+        return json.loads(read_text(path, purpose))
     except json.JSONDecodeError as error:
         raise VideoQADatasetError(f"{path}: not valid JSON ({error})") from error
 

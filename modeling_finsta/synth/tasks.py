@@ -169,7 +169,7 @@ def synth_classification_suite(config: FinstaSynthConfig, num_clips: int = 200, 
     return ClassificationSuite(config, objects, classes, samples, labels)
 
 
-def synth_multiple_choice_suite(config: FinstaSynthConfig, num_items: int = 200, seed_offset: int = 0) -> MultipleChoiceSuite:
+def synth_multiple_choice_suite(config: FinstaSynthConfig, num_items: int = 200) -> MultipleChoiceSuite:
     """``num_items`` five-way items (see the module docstring) from clips of ``config``'s distribution."""
     clip_config = replace(config, objects_per_clip=max(2, config.objects_per_clip))
     renderer = Renderer(clip_config)
@@ -179,7 +179,8 @@ def synth_multiple_choice_suite(config: FinstaSynthConfig, num_items: int = 200,
     while len(chosen) < num_items:
         batch = []
         for _ in range(max(2 * (num_items - len(chosen)), 16)):
-            rng = np.random.default_rng([config.seed, TASK_STREAMS["multiple_choice"], seed_offset, 0, attempt])
+            # the third seed entry stays 0 (it was an unused offset) so the generated items do not change
+            rng = np.random.default_rng([config.seed, TASK_STREAMS["multiple_choice"], 0, 0, attempt])
             objects, script, positions, visible = sample_clip(rng, clip_config)
             if rng.random() < 0.5:  # time-reversal symmetric, as the dataset itself
                 script, positions, visible = script.reversed(), positions[::-1].copy(), visible[::-1].copy()
@@ -195,7 +196,7 @@ def synth_multiple_choice_suite(config: FinstaSynthConfig, num_items: int = 200,
     candidates, graphs, answers, kinds = [], [], [], []
     captions = [sample.caption for sample, _ in chosen]
     for index, (sample, found) in enumerate(chosen):
-        rng = np.random.default_rng([config.seed, TASK_STREAMS["multiple_choice"], seed_offset, 1, index])
+        rng = np.random.default_rng([config.seed, TASK_STREAMS["multiple_choice"], 0, 1, index])
         texts = [sample.caption] + [found[kind].negative for kind in MULTIPLE_CHOICE_KINDS]
         options = [j for j, caption in enumerate(captions) if caption not in texts]
         other = chosen[options[int(rng.integers(len(options)))]][0]
