@@ -154,7 +154,8 @@ class FinstaProcessor(ProcessorMixin):
                 `[T, H, W, 3]` / `[T, 3, H, W]` (floats in [0, 1] accepted), or a list of frames (PIL images,
                 arrays or tensors).
             video_scene_graphs: per video an annotated DSG (`ParsedVideoSceneGraph` or a JSON path), or None.
-            text_scene_graphs: per caption a ready TSG; otherwise captions are parsed (when a parser backend is set).
+            text_scene_graphs: per caption a ready TSG; captions without one (None, or no list at all) are parsed
+                when a parser backend is set.
         """
         if return_tensors not in ("pt", None):
             raise ValueError(f"FinstaProcessor returns PyTorch tensors only (return_tensors='pt'), got {return_tensors!r}")
@@ -180,6 +181,10 @@ class FinstaProcessor(ProcessorMixin):
                 if len(text_scene_graphs) != len(captions):
                     raise ValueError(f"got {len(text_scene_graphs)} text_scene_graphs for {len(captions)} captions")
                 parsed_text = list(text_scene_graphs)
+                missing = [i for i, graph in enumerate(parsed_text) if graph is None]
+                if missing and self.parser_backend is not None:  # a caption without a ready graph is parsed
+                    for i, graph in zip(missing, self.parse_captions([captions[i] for i in missing])):
+                        parsed_text[i] = graph
             elif self.parser_backend is not None:
                 parsed_text = self.parse_captions(captions)
             if parsed_text is not None:

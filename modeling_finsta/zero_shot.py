@@ -164,10 +164,7 @@ def encode_class_prompts(
         with torch.no_grad():
             for start in range(0, len(prompts), batch_size):
                 part = slice(start, start + batch_size)
-                chunk_graphs = None if graphs is None else graphs[part]
-                if chunk_graphs is not None and any(graph is None for graph in chunk_graphs):
-                    chunk_graphs = None if getattr(processor, "parser_backend", None) is not None else chunk_graphs
-                batch = processor(text=prompts[part], text_scene_graphs=chunk_graphs)
+                batch = processor(text=prompts[part], text_scene_graphs=None if graphs is None else graphs[part])
                 text_graph = batch.get("text_scene_graph")
                 output = model.get_text_features(
                     input_ids=batch["input_ids"].to(device),

@@ -189,3 +189,17 @@ def test_captions_are_parsed_and_aligned_end_to_end():
         assert (graph["node_token_mask"][b, : len(kinds)].sum(-1) > 0).all()  # every node found its tokens
     model = FinstaModel(tiny_finsta_config()).train()
     assert torch.isfinite(model(**batch).loss)
+
+
+def test_a_caption_without_a_ready_graph_is_parsed_and_the_ready_ones_are_kept():
+    processor = make_processor(parser_backend="spacy", max_length=24)
+    gold = caption_graph()
+    gold.add_node("object", "extra", "extra", [])  # a node the parser would never produce: shows the gold graph is kept
+    mixed = processor(text=[CAPTION, CAPTION], text_scene_graphs=[gold, None])["text_scene_graph"]
+    parsed = processor(text=[CAPTION])["text_scene_graph"]
+    nodes = lambda graph, b: int((graph["node_types"][b] > 0).sum())  # noqa: E731
+    assert nodes(mixed, 0) == len(gold.nodes)
+    assert nodes(mixed, 1) == nodes(parsed, 0) > 0
+    assert torch.equal(mixed["node_types"][1], parsed["node_types"][0])
+    without_parser = make_processor(max_length=24)(text=[CAPTION, CAPTION], text_scene_graphs=[gold, None])["text_scene_graph"]
+    assert nodes(without_parser, 1) == 0

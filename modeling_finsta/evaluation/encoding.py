@@ -136,10 +136,6 @@ def _text_batches(
             yield collate_examples(chunk, TEXT_KEYS)
             continue
         graphs = None if text_scene_graphs is None else list(text_scene_graphs[start : start + batch_size])
-        if graphs is not None and any(graph is None for graph in graphs) and processor.parser_backend is not None:
-            parsed = processor.parse_captions([c for c, g in zip(chunk, graphs) if g is None])
-            filled = iter(parsed)
-            graphs = [graph if graph is not None else next(filled) for graph in graphs]
         batch = dict(processor(text=list(chunk), text_scene_graphs=graphs))
         yield collate_examples(split_batch(batch, len(chunk)), TEXT_KEYS)
 
