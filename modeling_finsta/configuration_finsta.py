@@ -12,7 +12,7 @@ FRAME_WISE_BACKBONES = ("clip", "siglip", "siglip2")
 """Hosts whose image tower runs frame by frame, so a CLIP4Clip temporal head (meanP / seqTransf) pools the frames."""
 TEMPORAL_HEADS = ("meanP", "seqTransf")
 INFERENCE_MODES = ("distilled", "fused")
-DISTILLATION_TARGETS = ("similarity", "embedding", "fused_embedding")
+DISTILLATION_TARGETS = ("similarity", "embedding", "fused_embedding", "cross_modal", "hard_negatives")
 
 # Each switch removes one component the paper ablates (Finsta, TPAMI 2024, ablation study).
 ABLATION_SWITCHES = (
@@ -74,7 +74,9 @@ class FinstaConfig(PreTrainedConfig):
         distillation_target (`str`, defaults to `"similarity"`): what the host is distilled towards [ours].
             `"similarity"`: the fused model's retrieval distributions over the batch (KL); `"embedding"`:
             the graph embeddings themselves (1 - cosine); `"fused_embedding"`: the fused embeddings
-            (1 - cosine, teacher detached), so the host learns to produce what host + graph produce. See `losses.py`.
+            (1 - cosine, teacher detached), so the host learns to produce what host + graph produce;
+            `"cross_modal"`: each host tower is contrasted (InfoNCE with the hard negatives) against the other
+            modality's detached fused embeddings, so it learns to match a graph-aware partner. See `losses.py`.
         token_distillation_loss_weight (`float`, defaults to 0.0): [ours] token-level transfer: the host's text
             token states of each TSG node and its patch tokens of each DSG node are pulled (through a linear head
             each) towards the graph encoder's node states (teacher detached). 0 disables it and its heads.

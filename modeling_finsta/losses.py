@@ -219,6 +219,36 @@ def similarity_distillation_loss(
     return (kl[0] + kl[1]) / 2
 
 
+def hard_negative_distillation_loss(
+    student_text: torch.Tensor,
+    student_video: torch.Tensor,
+    student_negative: torch.Tensor,
+    teacher_text: torch.Tensor,
+    teacher_video: torch.Tensor,
+    teacher_negative: torch.Tensor,
+    logit_scale: torch.Tensor,
+    negative_mask: Optional[torch.Tensor] = None,
+) -> torch.Tensor:
+    """[ours] The host learns the teacher's choice between each video's own caption and its hard negatives.
+
+    KL(teacher || student) over ``[own caption, K hard negatives]`` per video (``*_negative [B, K, D]``):
+    the fine-grained decision alone, which the batch-wide distributions dilute among B captions.
+    Videos without any hard negative are left out.
+    """
+    def choice_logits(text, video, negative):
+        own = logit_scale * F.cosine_similarity(video.float(), text.float(), dim=-1).unsqueeze(-1)
+        return torch.cat([own, hard_negative_logits(video.float(), negative.float(), logit_scale, negative_mask)], dim=-1)
+
+    student = choice_logits(student_text, student_video, student_negative)
+    with torch.no_grad():
+        teacher = choice_logits(teacher_text.detach(), teacher_video.detach(), teacher_negative.detach())
+    kl = F.kl_div(F.log_softmax(student, dim=-1), F.log_softmax(teacher, dim=-1), log_target=True, reduction="none").sum(-1)
+    if negative_mask is None:
+        return kl.mean()
+    has_negative = _per_video(teacher_negative, negative_mask)[1].any(-1).to(kl.dtype)
+    return (kl * has_negative).sum() / has_negative.sum().clamp(min=1)
+
+
 def distillation_loss(
     host_embeds: torch.Tensor, graph_embeds: torch.Tensor, mask: Optional[torch.Tensor] = None
 ) -> torch.Tensor:

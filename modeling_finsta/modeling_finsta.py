@@ -45,6 +45,7 @@ from .losses import (
     contrastive_loss,
     cosine_logits,
     distillation_loss,
+    hard_negative_distillation_loss,
     neighbourhood_mean,
     object_spatial_contrastive_loss,
     predicate_temporal_contrastive_loss,
@@ -584,26 +585,49 @@ class FinstaModel(FinstaPreTrainedModel):
             return distillation_loss(host_text, encoded.text_graph.graph_embeds, encoded.text_graph.has_graph) + distillation_loss(
                 host_video, encoded.video_graph.graph_embeds
             )
+        if config.distillation_target == "cross_modal":
+            return self._cross_modal_distillation(encoded, negatives, logit_scale)
+        # The teacher is the fused model: in fused mode those are the embeddings already computed.
+        teacher_text, teacher_video, teacher_negative = self._fused_teacher(encoded, negatives)
         if config.distillation_target == "fused_embedding":
-            teacher_text = encoded.text_embeds if encoded.fused else self._fuse(host_text, encoded.text_graph)
-            teacher_video = encoded.video_embeds if encoded.fused else self._fuse(host_video, encoded.video_graph)
             return distillation_loss(host_text, teacher_text, encoded.text_graph.has_graph) + distillation_loss(
                 host_video, teacher_video
             )
-        # The teacher is the fused model: in fused mode those are the embeddings already computed.
-        if encoded.fused:
-            teacher_text, teacher_video = encoded.text_embeds, encoded.video_embeds
-            teacher_negative = None if negatives is None else negatives.embeds
-        else:
-            teacher_text = self._fuse(host_text, encoded.text_graph)
-            teacher_video = self._fuse(host_video, encoded.video_graph)
-            teacher_negative = None
-            if negatives is not None:
-                teacher_negative = self._fuse(negatives.host_embeds.flatten(0, 1), negatives.graph).view_as(negatives.host_embeds)
-        return similarity_distillation_loss(
+        rankings = similarity_distillation_loss(
             host_text, host_video, teacher_text, teacher_video, logit_scale,
             None if negatives is None else negatives.host_embeds, teacher_negative, None if negatives is None else negatives.mask,
         )  # fmt: skip
+        if config.distillation_target == "hard_negatives" and negatives is not None:
+            return rankings + hard_negative_distillation_loss(
+                host_text, host_video, negatives.host_embeds, teacher_text, teacher_video, teacher_negative, logit_scale, negatives.mask
+            )
+        return rankings
+
+    def _fused_teacher(self, encoded: FinstaEncodings, negatives: Optional[HardNegativeCaptions]):
+        """The fused model's text, video and hard-negative embeddings, detached (computed when not in fused mode)."""
+        if encoded.fused:
+            text, video = encoded.text_embeds, encoded.video_embeds
+            negative = None if negatives is None else negatives.embeds
+        else:
+            text = self._fuse(encoded.host_text.text_embeds, encoded.text_graph)
+            video = self._fuse(encoded.host_video.video_embeds, encoded.video_graph)
+            negative = None
+            if negatives is not None:
+                negative = self._fuse(negatives.host_embeds.flatten(0, 1), negatives.graph).view_as(negatives.host_embeds)
+        return text.detach(), video.detach(), None if negative is None else negative.detach()
+
+    def _cross_modal_distillation(
+        self, encoded: FinstaEncodings, negatives: Optional[HardNegativeCaptions], logit_scale: torch.Tensor
+    ) -> torch.Tensor:
+        """[ours] Each host tower learns against a fixed, graph-aware partner: host videos against the fused
+        captions (and the fused hard negatives), host captions (and host hard negatives) against the fused
+        videos. Only the host's own towers receive gradients."""
+        teacher_text, teacher_video, teacher_negative = self._fused_teacher(encoded, negatives)
+        mask = None if negatives is None else negatives.mask
+        host_negative = None if negatives is None else negatives.host_embeds
+        video_term = contrastive_loss(teacher_text, encoded.host_video.video_embeds, logit_scale, teacher_negative, mask)
+        text_term = contrastive_loss(encoded.host_text.text_embeds, teacher_video, logit_scale, host_negative, mask)
+        return (video_term + text_term) / 2
 
     def _token_distillation(self, encoded: FinstaEncodings) -> Optional[torch.Tensor]:
         """[ours] Token-level transfer: the host's own token / patch features of each graph node, through a

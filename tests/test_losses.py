@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
-from modeling_finsta.losses import similarity_distillation_loss
+from modeling_finsta.losses import hard_negative_distillation_loss, similarity_distillation_loss
 
 
 def test_similarity_distillation_is_zero_when_rankings_agree_and_trains_only_the_student():
@@ -23,6 +24,31 @@ def test_similarity_distillation_is_zero_when_rankings_agree_and_trains_only_the
     assert student_text.grad.abs().sum() > 0 and teacher_text.grad is None
 
 
+def test_hard_negative_distillation_matches_the_teacher_choice_per_video():
+    """KL over [own caption, hard negatives] per video; videos without a negative are left out."""
+    torch.manual_seed(2)
+    text, video, negative = torch.randn(3, 8), torch.randn(3, 8), torch.randn(3, 2, 8)
+    mask = torch.tensor([[True, True], [False, False], [True, False]])
+    scale = torch.tensor(10.0)
+    assert hard_negative_distillation_loss(text, video, negative, text, video, negative, scale, mask).abs() < 1e-6
+
+    student_negative = negative.clone().requires_grad_(True)
+    loss = hard_negative_distillation_loss(text, video, student_negative, text, video, negative + torch.randn(3, 2, 8), scale, mask)
+    loss.backward()
+    assert loss > 0
+    grad = student_negative.grad
+    assert grad[1].abs().sum() == 0 and grad[2, 1].abs().sum() == 0 and grad[0].abs().sum() > 0
+
+    # by hand for video 0: both distributions over its own caption and its two negatives
+    def choice(t, v, n):
+        return torch.log_softmax(scale * F.cosine_similarity(v.unsqueeze(0), torch.cat([t.unsqueeze(0), n]), dim=-1), -1)
+
+    teacher_negative = negative + 1.0
+    one = hard_negative_distillation_loss(text[:1], video[:1], negative[:1], text[:1], video[:1], teacher_negative[:1], scale)
+    p, q = choice(text[0], video[0], teacher_negative[0]), choice(text[0], video[0], negative[0])
+    assert torch.allclose(one, (p.exp() * (p - q)).sum(), atol=1e-5)
+
+
 def test_similarity_distillation_ignores_embedding_scale_and_rotation():
     """Only rankings are matched, so a rotated and rescaled student with the same cosines costs nothing."""
     torch.manual_seed(1)
@@ -36,7 +62,6 @@ def test_similarity_distillation_ignores_embedding_scale_and_rotation():
 import math  # noqa: E402
 
 import pytest  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 
 from modeling_finsta.losses import (  # noqa: E402
     contrastive_loss,

@@ -315,6 +315,27 @@ def test_hard_negative_captions_enter_the_contrastive_losses():
     assert torch.allclose(masked.contrastive_loss, plain.contrastive_loss, atol=1e-6)
 
 
+@pytest.mark.parametrize("target", ["cross_modal", "hard_negatives"])
+def test_teacher_targets_train_only_the_host(target):
+    """The fused model is a detached teacher: the transfer term moves host weights, never the graph head."""
+    model = build(distillation_target=target).train()
+    negatives = example_inputs(seed=5)
+    out = model(
+        **example_inputs(),
+        negative_input_ids=negatives["input_ids"],
+        negative_attention_mask=negatives["attention_mask"],
+        negative_text_scene_graph=negatives["text_scene_graph"],
+        negative_mask=torch.tensor([True, False, True]),
+    )
+    assert out.distillation_loss is not None and torch.isfinite(out.distillation_loss) and out.distillation_loss > 0
+    host = [p for p in model.backbone.parameters() if p.requires_grad]
+    head = [p for p in model.graph_encoder.parameters() if p.requires_grad]
+    to_host = torch.autograd.grad(out.distillation_loss, host, allow_unused=True, retain_graph=True)
+    to_head = torch.autograd.grad(out.distillation_loss, head, allow_unused=True)
+    assert sum(float(g.abs().sum()) for g in to_host if g is not None) > 0
+    assert all(g is None or float(g.abs().sum()) == 0 for g in to_head)
+
+
 def test_host_keeps_its_own_objective_and_fused_embeddings_get_theirs():
     from modeling_finsta.losses import contrastive_loss
 

@@ -60,6 +60,8 @@ TRANSFER_ABLATIONS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "+ token-level distillation": (dict(token_distillation_loss_weight=1.0), {}),
     "no head warm-up": ({}, dict(host_frozen_fraction=0.0)),
     "graph head behind a stop-gradient": (dict(graph_head_detaches_host=True), {}),
+    "host towers against the other modality's fused embeddings": (dict(distillation_target="cross_modal"), {}),
+    "+ the fused model's choice among each video's hard negatives": (dict(distillation_target="hard_negatives"), {}),
 }
 """[ours] ``--transfer-ablations``: each changes one switch of `TRANSFER` / `TRANSFER_TRAINING`."""
 
