@@ -153,6 +153,33 @@ def test_post_training_protocol_caches_stage_zero_and_starts_from_it(tmp_path, m
     assert json.loads((tmp_path / "results.json").read_text())["table"]["test"]
 
 
+def test_transfer_ablations_over_several_seeds_report_mean_and_sd(tmp_path, monkeypatch):
+    from modeling_finsta.demo import post_training
+    from modeling_finsta.demo.post_training import ProtocolBudget, prepare_protocol_data, run_transfer_ablations, stage0_host
+
+    budget = ProtocolBudget(pretrain_clips=24, post_clips=12, downstream_clips=4, test_clips=12, pretrain_steps=1,
+                            post_steps=1, finetune_steps=1, batch_size=6, seeds=(0, 1))  # fmt: skip
+    monkeypatch.setattr(post_training, "TRANSFER_ABLATIONS", {"cross-modal": (dict(distillation_target="cross_modal"), {})})
+    data = prepare_protocol_data(budget)
+    stage0 = {"meanP": stage0_host("meanP", budget, data, tmp_path / "cache", False)}
+    result = run_transfer_ablations(data, budget, stage0, tmp_path, False, seeds=[0, 1])
+    assert set(result["per_seed"]) == {"0", "1"}
+    assert set(result["table"]) == {"control (plain objective)", "default", "cross-modal"}
+    assert all(cell[2] == 2 for row in result["table"].values() for cell in row.values() if cell[0] is not None)
+    assert set(run_transfer_ablations(data, budget, stage0, tmp_path, False)["per_seed"]) == {"0"}  # default: the first seed
+
+
+def test_protocol_options_are_checked():
+    from modeling_finsta.demo.cli import parse_arguments as parse_args
+
+    with pytest.raises(SystemExit):
+        parse_args(["--protocol", "post-training", "--post-clips", "0"])
+    with pytest.raises(SystemExit):
+        parse_args(["--protocol", "post-training", "--ablation-seeds", "0", "1"])
+    args = parse_args(["--protocol", "post-training", "--transfer-ablations", "--ablation-seeds", "0", "1", "--post-clips", "4000"])
+    assert args.ablation_seeds == [0, 1] and args.post_clips == 4000
+
+
 def test_protocol_targets_read_the_printed_difference_and_need_seeds_for_the_noise():
     from modeling_finsta.demo.post_training import targets
 

@@ -40,6 +40,10 @@ def parse_arguments(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="with --protocol: the short budget (one seed)")
     parser.add_argument("--transfer-ablations", action="store_true", help="with --protocol: what each transfer switch contributes")
     parser.add_argument("--cache-dir", default=None, help="with --protocol: where stage-0 hosts are cached (default OUTPUT/stage0-cache)")
+    parser.add_argument("--ablation-seeds", type=int, nargs="+", default=None,
+                        help="with --transfer-ablations: the seeds of the switch table (default: the first seed)")
+    parser.add_argument("--post-clips", type=int, default=None,
+                        help="with --protocol: clips of the post-training split (default: the budget's; a new stage 0 follows)")
     parser.add_argument("--num-train", type=int, default=None, help=f"training clips (default {DEMO['num_train']})")
     parser.add_argument("--num-test", type=int, default=200)
     parser.add_argument(
@@ -65,6 +69,10 @@ def parse_arguments(argv: Optional[list[str]] = None) -> argparse.Namespace:
         help="no progress bars (the default when stderr is not a terminal, e.g. in logs)",
     )  # fmt: skip
     args = parser.parse_args(argv)
+    if args.post_clips is not None and args.post_clips <= 0:
+        parser.error(f"--post-clips must be a positive number of clips, got {args.post_clips}")
+    if args.ablation_seeds and not args.transfer_ablations:
+        parser.error("--ablation-seeds needs --transfer-ablations")
     if args.seed is not None:
         args.seeds = [args.seed]
     if args.protocol is not None:

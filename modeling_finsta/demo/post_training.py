@@ -26,7 +26,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from ..modeling_finsta import FinstaModel
 from ..training import FinstaExampleDataset
@@ -288,6 +288,8 @@ def run_protocol(args: argparse.Namespace) -> dict[str, Any]:
     budget = getattr(args, "budget", None) or (QUICK if args.quick else PROTOCOL)
     if getattr(args, "seeds", None):
         budget = ProtocolBudget(**{**asdict(budget), "seeds": tuple(args.seeds)})
+    if getattr(args, "post_clips", None):
+        budget = ProtocolBudget(**{**asdict(budget), "post_clips": int(args.post_clips)})
     output = Path(args.output_dir)
     output.mkdir(parents=True, exist_ok=True)
     cache_dir = Path(getattr(args, "cache_dir", None) or output / "stage0-cache")
@@ -307,30 +309,41 @@ def run_protocol(args: argparse.Namespace) -> dict[str, Any]:
     for line in targets(table):
         print(line)
     if getattr(args, "transfer_ablations", False):
-        report["transfer_ablations"] = run_transfer_ablations(protocol_data, budget, stage0, output, progress)
+        report["transfer_ablations"] = run_transfer_ablations(
+            protocol_data, budget, stage0, output, progress, getattr(args, "ablation_seeds", None)
+        )
     report["total_seconds"] = round(time.time() - started, 1)
     write_results(output, per_seed, report, started)
     print(f"\nwrote {output / 'results.json'}; total {report['total_seconds']:.0f} s")
     return {"table": table, "per_seed": per_seed, **report}
 
 
-def run_transfer_ablations(protocol_data, budget, stage0, output, progress) -> dict[str, Any]:
+def run_transfer_ablations(protocol_data, budget, stage0, output, progress, seeds: Optional[Sequence[int]] = None) -> dict[str, Any]:
     """Each transfer switch changed alone: the meanP host alone after post-training with the latent DSG,
-    first seed, beside the equal-budget control (trained once)."""
-    seed = budget.seeds[0]
+    beside the equal-budget control, on ``seeds`` (default: the budget's first seed); mean ± sd over them.
+
+    Returns ``{"per_seed": {seed: {row: metrics}}, "table": {row: {metric: [mean, sd, n]}}}``.
+    """
+    seeds = list(seeds) if seeds else [budget.seeds[0]]
     latent = protocol_data.post.without("video_scene_graph", "grounding")
-    control = post_train("ablation-control", stage0["meanP"], latent, protocol_data, budget, seed, output / "ablations",
-                         dict(PLAIN_HOST), {}, progress)  # fmt: skip
-    rows = {"control (plain objective)": host_rows(control, protocol_data, "latent", fused=False)["distilled"]}
-    for label, (config_change, training_change) in {"default": ({}, {}), **TRANSFER_ABLATIONS}.items():
-        model = post_train(
-            f"ablation-{len(rows)}", stage0["meanP"], latent, protocol_data, budget, seed, output / "ablations",
-            {**TRANSFER, **config_change}, {**TRANSFER_TRAINING, **training_change}, progress,
-        )  # fmt: skip
-        rows[label] = host_rows(model, protocol_data, "latent", fused=False)["distilled"]
-    print("\ntransfer switches (meanP host alone after post-training with the latent DSG, one seed):")
-    print(format_protocol_table({k: {m: [v, 0.0, 1] for m, v in r.items()} for k, r in rows.items()}, 1))
-    return rows
+    folder = output / "ablations"
+    per_seed: dict[str, dict] = {}
+    for seed in seeds:
+        control = post_train(f"ablation-control-seed{seed}", stage0["meanP"], latent, protocol_data, budget, seed, folder,
+                             dict(PLAIN_HOST), {}, progress)  # fmt: skip
+        rows = {"control (plain objective)": host_rows(control, protocol_data, "latent", fused=False)["distilled"]}
+        for label, (config_change, training_change) in {"default": ({}, {}), **TRANSFER_ABLATIONS}.items():
+            model = post_train(
+                f"ablation-{len(rows)}-seed{seed}", stage0["meanP"], latent, protocol_data, budget, seed, folder,
+                {**TRANSFER, **config_change}, {**TRANSFER_TRAINING, **training_change}, progress,
+            )  # fmt: skip
+            rows[label] = host_rows(model, protocol_data, "latent", fused=False)["distilled"]
+        per_seed[str(seed)] = {"ablations": rows}
+    table = aggregate(per_seed)["ablations"]
+    which = f"mean ± sd over seeds {seeds}" if len(seeds) > 1 else f"seed {seeds[0]}"
+    print(f"\ntransfer switches (meanP host alone after post-training with the latent DSG, {which}):")
+    print(format_protocol_table(table, len(seeds)))
+    return {"per_seed": per_seed, "table": table}
 
 
 __all__ = [
