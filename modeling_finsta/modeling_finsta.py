@@ -576,7 +576,9 @@ class FinstaModel(FinstaPreTrainedModel):
         return (nn.functional.cross_entropy(logits, labels) + nn.functional.cross_entropy(logits.t(), labels)) / 2
 
     def _distillation(self, encoded: FinstaEncodings, negatives: Optional[HardNegativeCaptions], logit_scale) -> Optional[torch.Tensor]:
-        """Transfer into the host: rank like the fused model (``"similarity"``) or match the graph embeddings."""
+        """Transfer into the host (``config.distillation_target``): rank like the fused model (``"similarity"``,
+        plus its choice among each video's hard negatives with ``"hard_negatives"``), match the graph or fused
+        embeddings (``"embedding"``, ``"fused_embedding"``), or contrast against them (``"cross_modal"``)."""
         config = self.config
         if config.distillation_loss_weight == 0:
             return None
