@@ -23,7 +23,8 @@ import torch.nn.functional as F
 from modeling_finsta import FinstaModel
 from modeling_finsta.demo.post_training import PROTOCOL, QUICK, ProtocolData, prepare_protocol_data
 from modeling_finsta.evaluation.encoding import encode_captions, encode_video_batch, evaluation_settings, video_batches
-from modeling_finsta.evaluation.hard_negatives import HardNegativeItem, suite_accuracies, suite_captions
+from modeling_finsta.evaluation.hard_negatives import suite_accuracies, suite_captions
+from modeling_finsta.evaluation.model_evaluation import synth_suite_items
 from modeling_finsta.processing_finsta import FinstaDataCollator
 
 MODES = ("distilled", "fused")
@@ -33,10 +34,7 @@ def cross_mode_suites(model: FinstaModel, protocol_data: ProtocolData, dsg: str 
     """``{"text <mode> / video <mode>": {suite: accuracy}}`` on the test split."""
     data = protocol_data.data
     samples, raw_suites = data.dataset.split("test")
-    suites = {
-        name: [HardNegativeItem(n.video_index, n.caption, n.negative, n.caption_graph, n.negative_graph) for n in items]
-        for name, items in raw_suites.items()
-    }
+    suites = synth_suite_items(raw_suites)
     texts, graphs = suite_captions(suites)
     index = {caption: i for i, caption in enumerate(texts)}
     videos: dict[str, torch.Tensor] = {}
@@ -80,7 +78,6 @@ def main(argv=None) -> dict[str, Any]:
     parser.add_argument("--dsg", default="latent", choices=("latent", "annotated"), help="DSG of the fused video mode")
     parser.add_argument("--output", help="also write the results here as JSON")
     args = parser.parse_args(argv)
-    torch.set_num_threads(max(torch.get_num_threads(), 1))
     protocol_data = prepare_protocol_data(QUICK if args.quick else PROTOCOL)
     post = protocol_data.post.without("video_scene_graph", "grounding").examples
     results: dict[str, Any] = {}

@@ -76,7 +76,9 @@ class FinstaConfig(PreTrainedConfig):
             the graph embeddings themselves (1 - cosine); `"fused_embedding"`: the fused embeddings
             (1 - cosine, teacher detached), so the host learns to produce what host + graph produce;
             `"cross_modal"`: each host tower is contrasted (InfoNCE with the hard negatives) against the other
-            modality's detached fused embeddings, so it learns to match a graph-aware partner. See `losses.py`.
+            modality's detached fused embeddings, so it learns to match a graph-aware partner;
+            `"hard_negatives"`: `"similarity"` plus the fused model's choice among each video's own caption and
+            its hard negatives (KL). See `losses.py`.
         token_distillation_loss_weight (`float`, defaults to 0.0): [ours] token-level transfer: the host's text
             token states of each TSG node and its patch tokens of each DSG node are pulled (through a linear head
             each) towards the graph encoder's node states (teacher detached). 0 disables it and its heads.

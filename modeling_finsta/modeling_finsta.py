@@ -590,8 +590,9 @@ class FinstaModel(FinstaPreTrainedModel):
         if config.distillation_target == "cross_modal":
             return self._cross_modal_distillation(encoded, negatives, logit_scale)
         # The teacher is the fused model: in fused mode those are the embeddings already computed.
-        teacher_text, teacher_video, teacher_negative = self._fused_teacher(encoded, negatives)
-        if config.distillation_target == "fused_embedding":
+        embeddings_only = config.distillation_target == "fused_embedding"  # no hard negatives to fuse
+        teacher_text, teacher_video, teacher_negative = self._fused_teacher(encoded, None if embeddings_only else negatives)
+        if embeddings_only:
             return distillation_loss(host_text, teacher_text, encoded.text_graph.has_graph) + distillation_loss(
                 host_video, teacher_video
             )

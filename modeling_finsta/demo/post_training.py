@@ -24,7 +24,7 @@ import hashlib
 import json
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -287,9 +287,9 @@ def run_protocol(args: argparse.Namespace) -> dict[str, Any]:
     started = time.time()
     budget = getattr(args, "budget", None) or (QUICK if args.quick else PROTOCOL)
     if getattr(args, "seeds", None):
-        budget = ProtocolBudget(**{**asdict(budget), "seeds": tuple(args.seeds)})
+        budget = replace(budget, seeds=tuple(args.seeds))
     if getattr(args, "post_clips", None):
-        budget = ProtocolBudget(**{**asdict(budget), "post_clips": int(args.post_clips)})
+        budget = replace(budget, post_clips=int(args.post_clips))
     output = Path(args.output_dir)
     output.mkdir(parents=True, exist_ok=True)
     cache_dir = Path(getattr(args, "cache_dir", None) or output / "stage0-cache")

@@ -153,6 +153,23 @@ def evaluate_model(
     return results
 
 
+def synth_suite_items(
+    suites: Mapping[str, Sequence[Any]], graph: Optional[Callable[[ParsedTextSceneGraph], ParsedTextSceneGraph]] = lambda g: g
+) -> dict[str, list[HardNegativeItem]]:
+    """A Finsta-Synth split's hard-negative suites as ``HardNegativeItem`` lists, caption graphs through
+    ``graph`` (None: no graphs, so the processor parses the captions)."""
+    return {
+        name: [
+            HardNegativeItem(
+                n.video_index, n.caption, n.negative,
+                None if graph is None else graph(n.caption_graph), None if graph is None else graph(n.negative_graph),
+            )  # fmt: skip
+            for n in suite
+        ]
+        for name, suite in suites.items()
+    }
+
+
 def evaluate_finsta_synth(
     model,
     processor,
@@ -181,16 +198,7 @@ def evaluate_finsta_synth(
         graph = text_graphs
     else:
         raise ValueError(f"text_graphs must be 'gold', 'parsed' or a function, got {text_graphs!r}")
-    items = {
-        name: [
-            HardNegativeItem(
-                n.video_index, n.caption, n.negative,
-                None if graph is None else graph(n.caption_graph), None if graph is None else graph(n.negative_graph),
-            )  # fmt: skip
-            for n in suite
-        ]
-        for name, suite in suites.items()
-    }
+    items = synth_suite_items(suites, graph)
     return evaluate_model(
         model,
         processor,
