@@ -1,9 +1,10 @@
 """Finsta vs the plain host on the generative Finsta-Synth (equal budget), and fused generation cost.
 
 Part 1, quality: for each host family (tiny random Video-LLaVA-style and Qwen2-VL-style hosts, trained
-from scratch on CPU) and each seed, the plain host and Finsta (annotated DSG) are trained on the same
-examples in the same order with the same batch size, steps and schedule; Finsta is then evaluated fused
-and distilled (host only). Reported: open-ended QA exact match per category (order, direction: order-
+from scratch on CPU) and each seed, the plain host and Finsta are trained on the same examples in the
+same order with the same batch size, steps and schedule; Finsta is then evaluated fused and distilled
+(host only). ``--dsg annotated`` (default) trains and tests Finsta with the gold DSGs, ``--dsg latent``
+with the latent DSG built from the host's own patches (what a user without scene graphs runs). Reported: open-ended QA exact match per category (order, direction: order-
 sensitive; role: role-sensitive; attribute: control), captioning BLEU-4 / CIDEr, multiple-choice
 accuracy (true caption vs time-reversed / role-swapped / colour-swapped captions), mean +- sd over seeds.
 
@@ -42,10 +43,14 @@ HEAD = dict(graph_hidden_size=64, graph_num_heads=4, text_graph_num_layers=1, vi
 HEADLINE = ("qa_order", "qa_direction", "qa_role", "qa_attribute", "qa_accuracy", "mc_accuracy", "bleu4", "cider")
 
 
-def evaluate(model, processor, data, mode=None) -> dict:
+def evaluate(model, processor, data, mode=None, dsg="latent") -> dict:
+    """Test QA, captions and MC; with ``dsg="annotated"`` a Finsta model gets the gold test DSGs it was trained with."""
     videos = [sample.frames for sample in data.test]
-    results = evaluate_open_ended(model, processor, data.test_items, videos, mode=mode)
-    results.update(evaluate_generative_multiple_choice(model, processor, data.test_multiple_choice, videos, CAPTION_QUESTION, mode=mode))
+    graphs = [sample.video_graph for sample in data.test] if dsg == "annotated" else None
+    results = evaluate_open_ended(model, processor, data.test_items, videos, mode=mode, video_scene_graphs=graphs)
+    results.update(
+        evaluate_generative_multiple_choice(model, processor, data.test_multiple_choice, videos, CAPTION_QUESTION, mode=mode, video_scene_graphs=graphs)
+    )
     return results
 
 
@@ -56,13 +61,13 @@ def run_quality(args) -> dict:
             FinstaSynthConfig(seed=seed, objects_per_clip=3, num_frames=args.num_frames, num_train=args.num_train, num_test=args.num_test)
         )
         tokenizer = video_llm_tokenizer(generative_vocabulary(data) + ["question", "answer", ":"])
-        examples = synth_examples(data, "train", dsg="annotated")
+        examples = synth_examples(data, "train", dsg=args.dsg)
         for family in args.families:
             host_config = tiny_video_llm_config(family, tokenizer, **FAMILY_SIZES[family])
             processor = FinstaGenerationProcessor.from_host_config(tokenizer, host_config, num_frames=args.num_frames, image_size=32, prompt_template=PROMPT)
             for variant in ("host", "finsta"):
                 torch.manual_seed(seed)
-                config = FinstaGenerationConfig(backbone_config=host_config, **HEAD)
+                config = FinstaGenerationConfig(backbone_config=host_config, **{**HEAD, **args.config_overrides})
                 model = FinstaForConditionalGeneration(config)
                 model = model.backbone if variant == "host" else model  # same host initialisation
                 started = time.time()
@@ -72,7 +77,7 @@ def run_quality(args) -> dict:
                 modes = [None] if variant == "host" else ["fused", "distilled"]
                 for mode in modes:
                     name = f"{family}/{variant}" + ("" if mode is None else f"-{mode}")
-                    result = evaluate(model, processor, data, mode)
+                    result = evaluate(model, processor, data, mode, args.dsg)
                     result["train_seconds"] = train_seconds
                     print(name, f"seed {seed}", {k: round(result[k], 1) for k in HEADLINE if k in result}, flush=True)
                     for key, value in result.items():
@@ -170,6 +175,10 @@ def main(argv=None) -> dict:
     parser.add_argument("--num-train", type=int, default=300)
     parser.add_argument("--num-test", type=int, default=40)
     parser.add_argument("--num-frames", type=int, default=4)
+    parser.add_argument("--dsg", choices=["annotated", "latent"], default="annotated",
+                        help="Finsta's DSG in training and test: the gold graphs, or the latent one built from the host's patches")
+    parser.add_argument("--config-overrides", type=json.loads, default={}, metavar="JSON",
+                        help='FinstaGenerationConfig fields for the Finsta model, e.g. \'{"fused_contrastive_loss_weight": 0.5}\'')
     parser.add_argument("--partial-output", default=None, help="JSON file rewritten after every evaluated model")
     parser.add_argument("--cost-layers", type=int, default=2)
     parser.add_argument("--cost-new-tokens", type=int, default=8, help="cached decoding steps timed")

@@ -51,6 +51,9 @@ class FinstaGenerationConfig(PreTrainedConfig):
         fused_lm_loss_weight (`float`, 1.0): the same LM loss with the refined tokens (trains the head).
         contrastive_loss_weight (`float`, 0.5): video-caption InfoNCE on pooled LLM states (the caption
             from a text-only pass, the video from its token positions in the host pass).
+        fused_contrastive_loss_weight (`float`, 0.0): [ours] the same InfoNCE with the video pooled from the
+            fused pass (refined tokens), so the graph-refined video tokens are trained to tell the caption from
+            its hard negatives too, not only to lower the LM loss. 0 skips the fused pass's hidden states.
         graph_contrastive_loss_weight, osc_loss_weight, ptc_loss_weight (`float`, 0.5): the graph
             objectives of `FinstaModel` (TSG vs DSG InfoNCE, OSC, PTC).
         distillation_loss_weight (`float`, 1.0): transfer into the host.
@@ -86,6 +89,7 @@ class FinstaGenerationConfig(PreTrainedConfig):
         lm_loss_weight: float = 1.0,
         fused_lm_loss_weight: float = 1.0,
         contrastive_loss_weight: float = 0.5,
+        fused_contrastive_loss_weight: float = 0.0,
         graph_contrastive_loss_weight: float = 0.5,
         osc_loss_weight: float = 0.5,
         ptc_loss_weight: float = 0.5,
@@ -122,6 +126,7 @@ class FinstaGenerationConfig(PreTrainedConfig):
         self.lm_loss_weight = lm_loss_weight
         self.fused_lm_loss_weight = fused_lm_loss_weight
         self.contrastive_loss_weight = contrastive_loss_weight
+        self.fused_contrastive_loss_weight = fused_contrastive_loss_weight
         self.graph_contrastive_loss_weight = graph_contrastive_loss_weight
         self.osc_loss_weight = osc_loss_weight
         self.ptc_loss_weight = ptc_loss_weight
@@ -194,7 +199,7 @@ class FinstaGenerationConfig(PreTrainedConfig):
         if self.distillation_target not in GENERATIVE_DISTILLATION_TARGETS:
             fail("distillation_target", f"one of {GENERATIVE_DISTILLATION_TARGETS}")
         check_graph_head(self)
-        check_fields(self, "non-negative number", ("lm_loss_weight", "fused_lm_loss_weight", "contrastive_loss_weight"))
+        check_fields(self, "non-negative number", ("lm_loss_weight", "fused_lm_loss_weight", "contrastive_loss_weight", "fused_contrastive_loss_weight"))
         check_fields(self, "positive number", ("distillation_temperature",))
 
 

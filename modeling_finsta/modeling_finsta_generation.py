@@ -62,6 +62,7 @@ GENERATIVE_LOSS_COMPONENTS = (
     "lm_loss",
     "fused_lm_loss",
     "contrastive_loss",
+    "fused_contrastive_loss",
     "graph_contrastive_loss",
     "osc_loss",
     "ptc_loss",
@@ -77,8 +78,8 @@ class FinstaGenerationOutput(ModelOutput):
         loss: the LM loss of the inference mode, or (with `return_loss`) the weighted sum of the components.
         logits: next-token logits of the inference mode's pass `[B, L, V]`.
         past_key_values, hidden_states, attentions: the host LLM's, from the same pass.
-        lm_loss, fused_lm_loss, contrastive_loss, graph_contrastive_loss, osc_loss, ptc_loss, distillation_loss:
-            unweighted components (None when not computed).
+        lm_loss, fused_lm_loss, contrastive_loss, fused_contrastive_loss, graph_contrastive_loss, osc_loss, ptc_loss,
+            distillation_loss: unweighted components (None when not computed).
         visual_tokens: the host's projected visual tokens `[B, T', M, D]` (prefill steps only).
         refined_visual_tokens: the same after the graph head's residual (fused mode / training).
         text_embeds / video_embeds: pooled LLM states of the caption (text-only pass) and of the video
@@ -94,6 +95,7 @@ class FinstaGenerationOutput(ModelOutput):
     lm_loss: Optional[torch.FloatTensor] = None
     fused_lm_loss: Optional[torch.FloatTensor] = None
     contrastive_loss: Optional[torch.FloatTensor] = None
+    fused_contrastive_loss: Optional[torch.FloatTensor] = None
     graph_contrastive_loss: Optional[torch.FloatTensor] = None
     osc_loss: Optional[torch.FloatTensor] = None
     ptc_loss: Optional[torch.FloatTensor] = None
@@ -209,17 +211,21 @@ class FinstaForConditionalGeneration(FinstaGenerationPreTrainedModel, Generation
         super()._validate_model_kwargs({k: v for k, v in model_kwargs.items() if k not in host_arguments})
 
     def _expand_inputs_for_generation(self, expand_size=1, is_encoder_decoder=False, input_ids=None, **model_kwargs):
-        """Beams / several return sequences: video inputs are repeated per video (Qwen's flat patches
-        cannot be repeated row-wise), the rest as transformers does."""
+        """Beams / several return sequences: video inputs (and an annotated DSG) are repeated per video
+        (Qwen's flat patches cannot be repeated row-wise), the rest as transformers does."""
         video = {name: model_kwargs.pop(name) for name in self.host_adapter.video_input_names if model_kwargs.get(name) is not None}
+        graph = VideoSceneGraphBatch.from_value(model_kwargs.pop("video_scene_graph", None))
         input_ids, model_kwargs = super()._expand_inputs_for_generation(
             expand_size=expand_size, is_encoder_decoder=is_encoder_decoder, input_ids=input_ids, **model_kwargs
         )
-        if video and expand_size > 1:
+        if expand_size > 1:
             videos = input_ids.shape[0] // expand_size
             index = torch.arange(videos, device=input_ids.device).repeat_interleave(expand_size)
-            video = self.host_adapter.select_videos(video, index)
+            video = self.host_adapter.select_videos(video, index) if video else video
+            graph = None if graph is None else graph.select(index)
         model_kwargs.update(video)
+        if graph is not None:
+            model_kwargs["video_scene_graph"] = graph
         return input_ids, model_kwargs
 
     # ------------------------------------------------------------------------------ forward
@@ -293,12 +299,13 @@ class FinstaForConditionalGeneration(FinstaGenerationPreTrainedModel, Generation
         need_host = not fused_mode or finsta_losses
         need_fused = fused_mode or finsta_losses
         want_states = finsta_losses and caption_input_ids is not None
+        want_fused_states = want_states and self.config.fused_contrastive_loss_weight > 0
         keep = 0 if finsta_losses else logits_to_keep
         host_out = fused_out = None
         if need_host:
             host_out = self._llm_pass(input_ids, encoded.host.visual_tokens, labels, keep, want_states or output_hidden_states, host_kwargs)
         if need_fused:
-            fused_out = self._llm_pass(input_ids, encoded.refined_tokens, labels, keep, output_hidden_states, host_kwargs)
+            fused_out = self._llm_pass(input_ids, encoded.refined_tokens, labels, keep, want_fused_states or output_hidden_states, host_kwargs)
         mode_out = fused_out if fused_mode else host_out
         losses: dict[str, Optional[torch.Tensor]] = {
             "lm_loss": None if host_out is None else host_out.loss,
@@ -312,9 +319,11 @@ class FinstaForConditionalGeneration(FinstaGenerationPreTrainedModel, Generation
                 video_states = self._video_token_states(host_out.hidden_states[-1], input_ids, encoded)
                 text_embeds = _masked_mean(text_states, caption_attention_mask)
                 video_embeds = video_states.flatten(1, 2).mean(1)
-                losses["contrastive_loss"] = self._contrastive(
-                    text_embeds, video_embeds, negative_caption_input_ids, negative_caption_attention_mask, negative_mask
-                )
+                negatives = self._negative_caption_embeds(negative_caption_input_ids, negative_caption_attention_mask, negative_mask)
+                losses["contrastive_loss"] = self._contrastive(text_embeds, video_embeds, negatives)
+                if want_fused_states:
+                    fused_video = self._video_token_states(fused_out.hidden_states[-1], input_ids, encoded).flatten(1, 2).mean(1)
+                    losses["fused_contrastive_loss"] = self._contrastive(text_embeds, fused_video, negatives)
                 if graph_losses and text_graph is not None:
                     text_encoding = self.finsta_head.graph_encoder.encode_text_graph(text_states, text_graph)
                     losses.update(self._graph_objectives(text_encoding, text_graph, encoded, video_states))
@@ -431,17 +440,21 @@ class FinstaForConditionalGeneration(FinstaGenerationPreTrainedModel, Generation
         batch, steps, per_step = encoded.host.visual_tokens.shape[:3]
         return states[input_ids == self.host_adapter.video_token_id].view(batch, steps, per_step, -1)
 
-    def _contrastive(self, text_embeds, video_embeds, negative_ids, negative_mask_tokens, negative_mask) -> torch.Tensor:
+    def _negative_caption_embeds(self, negative_ids, negative_mask_tokens, negative_mask) -> Optional[tuple[torch.Tensor, torch.Tensor]]:
+        """Pooled text-only LLM states of the hard-negative captions ``[B, K, D]`` and their mask ``[B, K]``."""
+        if negative_ids is None:
+            return None
+        per_video = negative_ids.shape[:2]
+        flat_mask = None if negative_mask_tokens is None else negative_mask_tokens.flatten(0, 1)
+        states = self.host_adapter.text_states(self.backbone, negative_ids.flatten(0, 1), flat_mask)
+        if negative_mask is None:
+            negative_mask = torch.ones(per_video, dtype=torch.bool, device=negative_ids.device)
+        return _masked_mean(states, flat_mask).view(*per_video, -1), negative_mask.bool()
+
+    def _contrastive(self, text_embeds, video_embeds, negatives: Optional[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
         scale = self.finsta_head.contrastive_logit_scale.exp().clamp(max=100)
-        negatives = None
-        if negative_ids is not None:
-            per_video = negative_ids.shape[:2]
-            flat_mask = None if negative_mask_tokens is None else negative_mask_tokens.flatten(0, 1)
-            states = self.host_adapter.text_states(self.backbone, negative_ids.flatten(0, 1), flat_mask)
-            negatives = _masked_mean(states, flat_mask).view(*per_video, -1)
-            if negative_mask is None:
-                negative_mask = torch.ones(per_video, dtype=torch.bool, device=negative_ids.device)
-        return contrastive_loss(text_embeds, video_embeds, scale, negatives, None if negative_mask is None else negative_mask.bool())
+        negative_embeds, negative_mask = (None, None) if negatives is None else negatives
+        return contrastive_loss(text_embeds, video_embeds, scale, negative_embeds, negative_mask)
 
     def _distillation(self, host_out, fused_out, labels, encoded: EncodedVideo) -> Optional[torch.Tensor]:
         """Transfer into the host: next-token KL(fused || host) on the answer tokens, or a visual-token cosine."""

@@ -200,6 +200,11 @@ class _TensorBatch:
     def to_dict(self) -> dict[str, torch.Tensor]:
         return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
 
+    def select(self, index: torch.Tensor):
+        """The graphs of batch rows ``index`` (repeats allowed, e.g. one per beam)."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        return type(self)(**{name: None if v is None else v[index.to(v.device)] for name, v in values.items()})
+
     @classmethod
     def from_value(cls, value):
         """Accept an instance, a dict of tensors (as a data collator produces) or ``None``."""

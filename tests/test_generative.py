@@ -85,7 +85,7 @@ def host_inputs(batch):
 @pytest.mark.parametrize("annotated", [True, False], ids=["annotated-dsg", "latent-dsg"])
 def test_training_forward_gives_every_finite_loss_and_token_shapes(synth, family, annotated):
     data, tokenizer = synth
-    model, processor = build(family, tokenizer)
+    model, processor = build(family, tokenizer, fused_contrastive_loss_weight=0.5)  # every component on
     batch = training_batch(data, processor, annotated=annotated)
     model.train()
     out = model(**batch)
@@ -103,6 +103,30 @@ def test_training_forward_gives_every_finite_loss_and_token_shapes(synth, family
     # A fresh head's residual is exactly zero, so both LM losses agree and nothing is distilled yet.
     assert torch.equal(out.refined_visual_tokens, visual)
     assert torch.allclose(out.lm_loss, out.fused_lm_loss) and out.distillation_loss.abs() < 1e-6
+
+
+def test_fused_contrastive_loss_reads_the_fused_pass_and_trains_the_refiner(synth):
+    data, tokenizer = synth
+    model, processor = build("qwen2_vl", tokenizer, fused_contrastive_loss_weight=0.5)
+    batch = training_batch(data, processor)
+    model.train()
+    out = model(**batch)
+    # A fresh head leaves the refined tokens equal to the host's, so both passes give the same InfoNCE.
+    assert torch.allclose(out.fused_contrastive_loss, out.contrastive_loss, atol=1e-6)
+    weights = {f"{name}_weight": 0.0 for name in GENERATIVE_LOSS_COMPONENTS if name != "fused_contrastive_loss"}
+    weights["fused_contrastive_loss_weight"] = 0.5
+    model, _ = build("qwen2_vl", tokenizer, **weights)
+    model.train()
+    with torch.no_grad():  # a non-zero residual, so the refiner's input weights get a gradient too
+        model.finsta_head.refiner.output.weight.normal_(std=0.02)
+    out = model(**batch)
+    assert out.loss is not None and torch.equal(out.loss, 0.5 * out.fused_contrastive_loss)
+    out.loss.backward()
+    grads = {name for name, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+    assert {"finsta_head.refiner.output.weight", "finsta_head.refiner.norm.weight"} <= grads
+    model, _ = build("qwen2_vl", tokenizer, fused_contrastive_loss_weight=0.0)
+    model.train()
+    assert model(**batch).fused_contrastive_loss is None
 
 
 def test_gradients_reach_the_head_projector_and_llm_and_a_trained_head_changes_the_tokens(synth):
@@ -194,6 +218,29 @@ def test_a_fresh_head_generates_exactly_the_hosts_tokens_and_distilled_is_the_ho
     assert torch.equal(fused, host) and torch.equal(beams_fused, beams_host)
     assert not torch.equal(changed, host)
     assert torch.equal(distilled, host)
+
+
+@pytest.mark.parametrize("family", ["video_llava", "qwen2_vl"])
+def test_beam_search_repeats_each_videos_annotated_dsg_with_its_video(synth, family):
+    data, tokenizer = synth
+    model, processor = build(family, tokenizer, seed=6)
+    torch.nn.init.normal_(model.finsta_head.refiner.output.weight, std=1.0)  # the DSG changes the tokens
+    items = [next(i for i in data.test_items if i.video_index == v) for v in (0, 1)]  # two videos
+    samples = [data.test[i.video_index] for i in items]
+    settings = dict(max_new_tokens=4, do_sample=False, num_beams=2, pad_token_id=tokenizer.pad_token_id, eos_token_id=None,
+                    output_scores=True, return_dict_in_generate=True)  # fmt: skip
+
+    def inputs(chosen_items, chosen_samples):
+        batch = processor(questions=[i.question for i in chosen_items], videos=[s.frames for s in chosen_samples],
+                          video_scene_graphs=[s.video_graph for s in chosen_samples])  # fmt: skip
+        return {**host_inputs(batch), "video_scene_graph": batch["video_scene_graph"]}
+
+    with torch.no_grad():
+        together = model.generate(**inputs(items, samples), **settings)
+        alone = [model.generate(**inputs([item], [sample]), **settings) for item, sample in zip(items, samples)]
+    for row, single in enumerate(alone):  # the new tokens (the batch pads the shorter prompt on the left) and their scores
+        assert torch.equal(together.sequences[row, -4:], single.sequences[0, -4:])
+        torch.testing.assert_close(together.sequences_scores[row], single.sequences_scores[0], atol=1e-4, rtol=0)
 
 
 @pytest.mark.parametrize("family", FAMILIES)

@@ -141,6 +141,49 @@ def test_open_ended_and_multiple_choice_evaluation_run_on_a_tiny_model(synth):
     assert 0 <= mc["mc_accuracy"] <= 100 and any(key.startswith("mc_") and key != "mc_accuracy" for key in mc)
 
 
+def test_evaluation_hands_the_annotated_dsg_to_the_fused_model(synth):
+    """A model trained with annotated DSGs is evaluated with them: generate and MC scoring must read the
+    DSG given (the same logits as a forward with it), and a wrong count is refused."""
+    from test_generative import build
+
+    from modeling_finsta.evaluation import candidate_log_likelihoods, generate_answers
+    from modeling_finsta.scene_graphs import VideoSceneGraphBatch
+    from modeling_finsta.synth import CAPTION_QUESTION, generative_vocabulary
+    from modeling_finsta.training import video_llm_tokenizer
+
+    tokenizer = video_llm_tokenizer(generative_vocabulary(synth) + ["question", "answer", ":"])
+    model, processor = build("video_llava", tokenizer, seed=5)
+    torch.nn.init.normal_(model.finsta_head.refiner.output.weight, std=1.0)  # a head whose residual matters
+    item = synth.test_multiple_choice[0]
+    video, graph = synth.test[item.video_index].frames, synth.test[item.video_index].video_graph
+    with_graph = candidate_log_likelihoods(model, processor, CAPTION_QUESTION, video, item.candidates, video_scene_graph=graph)
+    latent = candidate_log_likelihoods(model, processor, CAPTION_QUESTION, video, item.candidates)
+    batch = dict(processor(questions=[CAPTION_QUESTION] * len(item.candidates), answers=list(item.candidates),
+                           videos=[video] * len(item.candidates), video_scene_graphs=[graph] * len(item.candidates)))  # fmt: skip
+    with torch.no_grad():
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                       pixel_values_videos=batch["pixel_values_videos"], video_scene_graph=batch["video_scene_graph"]).logits  # fmt: skip
+    from modeling_finsta.modeling_finsta_generation import answer_log_likelihood
+
+    torch.testing.assert_close(with_graph, answer_log_likelihood(logits, batch["input_ids"], batch["labels"] != -100), atol=1e-4, rtol=0)
+    assert not torch.allclose(with_graph, latent)
+    questions = [i.question for i in synth.test_items[:2]]
+    videos = [synth.test[i.video_index].frames for i in synth.test_items[:2]]
+    graphs = [synth.test[i.video_index].video_graph for i in synth.test_items[:2]]
+    inputs = processor(questions=questions, videos=videos, video_scene_graphs=graphs)
+    with torch.no_grad():
+        first = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
+                      pixel_values_videos=inputs["pixel_values_videos"], video_scene_graph=inputs["video_scene_graph"]).logits[:, -1]  # fmt: skip
+    seen = []  # the prefill's DSG, as generate hands it to forward
+    hook = model.register_forward_pre_hook(lambda module, args, kwargs: seen.append(kwargs.get("video_scene_graph")), with_kwargs=True)
+    answers = generate_answers(model, processor, questions, videos, video_scene_graphs=graphs, max_new_tokens=1)
+    hook.remove()
+    assert seen and torch.equal(VideoSceneGraphBatch.from_value(seen[0]).boxes, inputs["video_scene_graph"]["boxes"])
+    assert answers == [a.strip() for a in tokenizer.batch_decode(first.argmax(-1, keepdim=True), skip_special_tokens=True)]
+    with pytest.raises(ValueError, match="video_scene_graphs for 2 videos"):
+        generate_answers(model, processor, questions, videos, video_scene_graphs=graphs[:1])
+
+
 # ---------------------------------------------------------------------------------- recipes
 
 

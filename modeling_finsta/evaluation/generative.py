@@ -10,7 +10,9 @@
   video is encoded once per item.
 
 ``mode`` (``"fused"`` / ``"distilled"``) sets a Finsta model's ``config.inference_mode`` for the call
-and restores it; plain hosts ignore it.
+and restores it; plain hosts ignore it. ``video_scene_graphs`` (one annotated DSG per video, aligned
+with ``videos``) gives a fused Finsta model the DSG it was trained with; without them it builds the
+latent DSG from its own patch tokens.
 """
 
 from __future__ import annotations
@@ -71,36 +73,63 @@ def _video_kwargs(batch: dict[str, Any]) -> dict[str, Any]:
     return {k: batch[k] for k in HOST_VIDEO_INPUTS if k in batch}
 
 
+def _graph_kwargs(model, batch: dict[str, Any]) -> dict[str, Any]:
+    """The annotated DSG for a Finsta model (a plain host takes none)."""
+    if "video_scene_graph" not in batch or not hasattr(model, "finsta_head"):
+        return {}
+    return {"video_scene_graph": batch["video_scene_graph"]}
+
+
+def check_graph_count(video_scene_graphs: Optional[Sequence[Any]], videos: Sequence[Any]) -> None:
+    if video_scene_graphs is not None and len(video_scene_graphs) != len(videos):
+        raise ValueError(f"got {len(video_scene_graphs)} video_scene_graphs for {len(videos)} videos; pass one per video (aligned)")
+
+
 @torch.no_grad()
 def generate_answers(
     model, processor, questions: Sequence[str], videos: Sequence[Any], *, batch_size: int = 16, max_new_tokens: int = 16,
-    mode: Optional[str] = None,
+    mode: Optional[str] = None, video_scene_graphs: Optional[Sequence[Any]] = None,
 ) -> list[str]:
-    """Greedy answers, one per (question, video)."""
+    """Greedy answers, one per (question, video) (and per annotated DSG, when given)."""
+    check_graph_count(video_scene_graphs, videos)
     tokenizer = processor.tokenizer
     answers: list[str] = []
     model.eval()
     with inference_mode(model, mode):
         for start in range(0, len(questions), batch_size):
-            batch = processor(questions=list(questions[start : start + batch_size]), videos=list(videos[start : start + batch_size]))
+            graphs = None if video_scene_graphs is None else list(video_scene_graphs[start : start + batch_size])
+            batch = processor(
+                questions=list(questions[start : start + batch_size]), videos=list(videos[start : start + batch_size]), video_scene_graphs=graphs
+            )  # fmt: skip
             generated = model.generate(
-                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **_video_kwargs(batch),
+                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **_video_kwargs(batch), **_graph_kwargs(model, batch),
                 max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
             )  # fmt: skip
             answers += tokenizer.batch_decode(generated[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
     return [answer.strip() for answer in answers]
 
 
-def evaluate_open_ended(model, processor, items: Sequence[Any], videos: Sequence[Any], *, mode: Optional[str] = None, **kwargs) -> dict[str, Any]:
+def evaluate_open_ended(
+    model, processor, items: Sequence[Any], videos: Sequence[Any], *, mode: Optional[str] = None,
+    video_scene_graphs: Optional[Sequence[Any]] = None, **kwargs,
+) -> dict[str, Any]:
     """Exact-match accuracy (x100) overall and per ``item.category`` (caption items are scored as captions).
 
-    ``items`` have ``question``, ``answer``, ``category`` and ``video_index`` (into ``videos``).
+    ``items`` have ``question``, ``answer``, ``category`` and ``video_index`` (into ``videos`` and
+    ``video_scene_graphs``).
     """
+    check_graph_count(video_scene_graphs, videos)
+
+    def graphs_of(chosen):
+        return None if video_scene_graphs is None else [video_scene_graphs[i.video_index] for i in chosen]
+
     qa = [item for item in items if item.category != "caption"]
     captions = [item for item in items if item.category == "caption"]
     results: dict[str, Any] = {}
     if qa:
-        predictions = generate_answers(model, processor, [i.question for i in qa], [videos[i.video_index] for i in qa], mode=mode, **kwargs)
+        predictions = generate_answers(
+            model, processor, [i.question for i in qa], [videos[i.video_index] for i in qa], mode=mode, video_scene_graphs=graphs_of(qa), **kwargs
+        )  # fmt: skip
         per_category: dict[str, list[bool]] = defaultdict(list)
         for item, prediction in zip(qa, predictions):
             per_category[item.category].append(exact_match(prediction, item.answer))
@@ -113,7 +142,7 @@ def evaluate_open_ended(model, processor, items: Sequence[Any], videos: Sequence
     if captions:
         predictions = generate_answers(
             model, processor, [i.question for i in captions], [videos[i.video_index] for i in captions], mode=mode,
-            **{"max_new_tokens": 24, **kwargs},
+            video_scene_graphs=graphs_of(captions), **{"max_new_tokens": 24, **kwargs},
         )  # fmt: skip
         results.update(caption_scores(predictions, [[i.answer] for i in captions]))
         results["caption_examples"] = [{"reference": i.answer, "prediction": p} for i, p in list(zip(captions, predictions))[:3]]
@@ -121,10 +150,12 @@ def evaluate_open_ended(model, processor, items: Sequence[Any], videos: Sequence
 
 
 @torch.no_grad()
-def candidate_log_likelihoods(model, processor, question: str, video: Any, candidates: Sequence[str], mode: Optional[str] = None) -> torch.Tensor:
+def candidate_log_likelihoods(
+    model, processor, question: str, video: Any, candidates: Sequence[str], mode: Optional[str] = None, video_scene_graph: Any = None
+) -> torch.Tensor:
     """Summed log-likelihood of each candidate answer to ``question`` about ``video``: ``[K]``."""
     batch = dict(processor(questions=[question] * len(candidates), answers=list(candidates)))
-    batch.update(processor(videos=[video]))  # one video, encoded once
+    batch.update(processor(videos=[video], video_scene_graphs=None if video_scene_graph is None else [video_scene_graph]))  # encoded once
     labels = batch["labels"]
     answer_mask = labels != -100
     index = torch.zeros(len(candidates), dtype=torch.long)
@@ -133,7 +164,9 @@ def candidate_log_likelihoods(model, processor, question: str, video: Any, candi
     model.eval()
     with inference_mode(model, mode):
         if hasattr(model, "score_answers"):
-            return model.score_answers(batch["input_ids"], batch["attention_mask"], answer_mask, video_index=index, **video_inputs, **extra)
+            return model.score_answers(
+                batch["input_ids"], batch["attention_mask"], answer_mask, video_index=index, **video_inputs, **extra, **_graph_kwargs(model, batch)
+            )  # fmt: skip
         # A plain host: the same sum over its own logits (video inputs repeated per candidate).
         if "video_grid_thw" in video_inputs:
             grid = video_inputs["video_grid_thw"]
@@ -144,13 +177,18 @@ def candidate_log_likelihoods(model, processor, question: str, video: Any, candi
         return answer_log_likelihood(logits, batch["input_ids"], answer_mask)
 
 
-def evaluate_generative_multiple_choice(model, processor, items: Sequence[Any], videos: Sequence[Any], question: str, *, mode: Optional[str] = None) -> dict[str, float]:
+def evaluate_generative_multiple_choice(
+    model, processor, items: Sequence[Any], videos: Sequence[Any], question: str, *, mode: Optional[str] = None,
+    video_scene_graphs: Optional[Sequence[Any]] = None,
+) -> dict[str, float]:
     """MC accuracy (x100): the true candidate (``item.answer_index``) must score highest; plus, per
     negative kind, how often the true candidate beats that negative (ties count half)."""
+    check_graph_count(video_scene_graphs, videos)
     correct = 0
     pairwise: dict[str, list[float]] = defaultdict(list)
     for item in items:
-        scores = candidate_log_likelihoods(model, processor, question, videos[item.video_index], item.candidates, mode=mode)
+        graph = None if video_scene_graphs is None else video_scene_graphs[item.video_index]
+        scores = candidate_log_likelihoods(model, processor, question, videos[item.video_index], item.candidates, mode=mode, video_scene_graph=graph)
         true = scores[item.answer_index]
         correct += int(int(scores.argmax()) == item.answer_index and (scores == true).sum() == 1)
         for k, kind in enumerate(item.kinds):
