@@ -51,7 +51,7 @@ class FinstaGenerationConfig(PreTrainedConfig):
         fused_lm_loss_weight (`float`, 1.0): the same LM loss with the refined tokens (trains the head).
         contrastive_loss_weight (`float`, 0.5): video-caption InfoNCE on pooled LLM states (the caption
             from a text-only pass, the video from its token positions in the host pass).
-        fused_contrastive_loss_weight (`float`, 0.0): [ours] the same InfoNCE with the video pooled from the
+        fused_contrastive_loss_weight (`float`, 0.5): [ours] the same InfoNCE with the video pooled from the
             fused pass (refined tokens), so the graph-refined video tokens are trained to tell the caption from
             its hard negatives too, not only to lower the LM loss. 0 skips the fused pass's hidden states.
         graph_contrastive_loss_weight, osc_loss_weight, ptc_loss_weight (`float`, 0.5): the graph
@@ -89,7 +89,7 @@ class FinstaGenerationConfig(PreTrainedConfig):
         lm_loss_weight: float = 1.0,
         fused_lm_loss_weight: float = 1.0,
         contrastive_loss_weight: float = 0.5,
-        fused_contrastive_loss_weight: float = 0.0,
+        fused_contrastive_loss_weight: float = 0.5,
         graph_contrastive_loss_weight: float = 0.5,
         osc_loss_weight: float = 0.5,
         ptc_loss_weight: float = 0.5,
