@@ -14,7 +14,7 @@ weights, fp32 on CPU). Prefill (tower, graph head, LLM over the prompt) and cach
 timed separately (interleaved repeats, minimum); decoding steps run the host alone in both, so the
 per-generated-token cost of an answer of A tokens is (prefill + A x decode) / A.
 
-    python benchmarks/generative_synth.py                       # the full run (~45 minutes on 2 shared cores)
+    python benchmarks/generative_synth.py                       # the full run (~25 minutes on 2 shared cores)
     python benchmarks/generative_synth.py --steps 20 --num-train 60 --num-test 20 --seeds 0 --cost-layers 1
 """
 
@@ -169,7 +169,7 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--families", nargs="+", default=["video_llava", "qwen2_vl"], choices=sorted(FAMILY_SIZES))
-    parser.add_argument("--steps", type=int, default=120)
+    parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--learning-rate", type=float, default=2e-3)
     parser.add_argument("--num-train", type=int, default=300)

@@ -80,7 +80,7 @@ def _graph_kwargs(model, batch: dict[str, Any]) -> dict[str, Any]:
     return {"video_scene_graph": batch["video_scene_graph"]}
 
 
-def check_graph_count(video_scene_graphs: Optional[Sequence[Any]], videos: Sequence[Any]) -> None:
+def _check_graph_count(video_scene_graphs: Optional[Sequence[Any]], videos: Sequence[Any]) -> None:
     if video_scene_graphs is not None and len(video_scene_graphs) != len(videos):
         raise ValueError(f"got {len(video_scene_graphs)} video_scene_graphs for {len(videos)} videos; pass one per video (aligned)")
 
@@ -91,7 +91,7 @@ def generate_answers(
     mode: Optional[str] = None, video_scene_graphs: Optional[Sequence[Any]] = None,
 ) -> list[str]:
     """Greedy answers, one per (question, video) (and per annotated DSG, when given)."""
-    check_graph_count(video_scene_graphs, videos)
+    _check_graph_count(video_scene_graphs, videos)
     tokenizer = processor.tokenizer
     answers: list[str] = []
     model.eval()
@@ -118,7 +118,7 @@ def evaluate_open_ended(
     ``items`` have ``question``, ``answer``, ``category`` and ``video_index`` (into ``videos`` and
     ``video_scene_graphs``).
     """
-    check_graph_count(video_scene_graphs, videos)
+    _check_graph_count(video_scene_graphs, videos)
 
     def graphs_of(chosen):
         return None if video_scene_graphs is None else [video_scene_graphs[i.video_index] for i in chosen]
@@ -183,7 +183,7 @@ def evaluate_generative_multiple_choice(
 ) -> dict[str, float]:
     """MC accuracy (x100): the true candidate (``item.answer_index``) must score highest; plus, per
     negative kind, how often the true candidate beats that negative (ties count half)."""
-    check_graph_count(video_scene_graphs, videos)
+    _check_graph_count(video_scene_graphs, videos)
     correct = 0
     pairwise: dict[str, list[float]] = defaultdict(list)
     for item in items:
