@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional, Union
+from contextlib import contextmanager
+from typing import Any, Iterator, Optional, Union
 
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
@@ -12,6 +13,22 @@ FRAME_WISE_BACKBONES = ("clip", "siglip", "siglip2")
 """Hosts whose image tower runs frame by frame, so a CLIP4Clip temporal head (meanP / seqTransf) pools the frames."""
 TEMPORAL_HEADS = ("meanP", "seqTransf")
 INFERENCE_MODES = ("distilled", "fused")
+
+
+@contextmanager
+def inference_mode_as(model, mode: Optional[str]) -> Iterator[Any]:
+    """``model.config.inference_mode = mode`` for the block, restored afterwards (also on error). ``None``,
+    or a model whose config has no ``inference_mode`` (a plain host), leaves the model as it is."""
+    config = getattr(model, "config", None)
+    if mode is None or not hasattr(config, "inference_mode"):
+        yield model
+        return
+    previous = config.inference_mode
+    config.inference_mode = mode
+    try:
+        yield model
+    finally:
+        config.inference_mode = previous
 DISTILLATION_TARGETS = ("similarity", "embedding", "fused_embedding", "cross_modal", "hard_negatives")
 
 # Each switch removes one component the paper ablates (Finsta, TPAMI 2024, ablation study).
@@ -406,4 +423,4 @@ def host_config_as_backbone(config_class: type, config_dict: dict[str, Any], sou
     return config_dict
 
 
-__all__ = ["FRAME_WISE_BACKBONES", "SUPPORTED_BACKBONES", "FinstaConfig", "joint_embedding_size"]
+__all__ = ["FRAME_WISE_BACKBONES", "SUPPORTED_BACKBONES", "FinstaConfig", "inference_mode_as", "joint_embedding_size"]

@@ -30,7 +30,7 @@ from typing import Any, Optional, Sequence
 import torch
 from transformers import Pipeline
 
-from .configuration_finsta import INFERENCE_MODES
+from .configuration_finsta import INFERENCE_MODES, inference_mode_as
 from .zero_shot import DEFAULT_TEMPLATES, ClassPromptEmbeddings, check_labels, check_templates, encode_class_prompts
 
 
@@ -153,12 +153,8 @@ class FinstaZeroShotVideoClassificationPipeline(Pipeline):
         if label_graphs is not None and label_graphs_key is None:
             label_graphs_key = _graphs_key(label_graphs)
         classes = self._class_embeddings(candidate_labels, templates, mode, label_graphs, label_graphs_key)
-        previous = self.model.config.inference_mode
-        self.model.config.inference_mode = classes.mode
-        try:
+        with inference_mode_as(self.model, classes.mode):
             video = self.model.get_video_features(**model_inputs).pooler_output
-        finally:
-            self.model.config.inference_mode = previous
         similarity = classes.scores(video.float().cpu())[0]
         scale = self.model.host_adapter.contrastive_logit_scale(self.model.backbone).detach().float().cpu()
         return {"similarity": similarity, "probabilities": torch.softmax(scale * similarity, dim=-1), "labels": classes.labels}

@@ -24,6 +24,7 @@ from typing import Any, Optional, Sequence
 import torch
 import torch.nn.functional as F
 
+from .configuration_finsta import inference_mode_as
 from .scene_graphs import ParsedTextSceneGraph
 
 LABEL_FIELD = "{label}"
@@ -153,15 +154,12 @@ def encode_class_prompts(
     """
     labels, templates = check_labels(labels), check_templates(templates)
     prompts, graphs = render_prompts(labels, templates, label_graphs)
-    previous = _model_inference_mode(model)
-    if mode is not None:
-        model.config.inference_mode = mode
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     try:
         chunks = []
-        with torch.no_grad():
+        with inference_mode_as(model, mode), torch.no_grad():
             for start in range(0, len(prompts), batch_size):
                 part = slice(start, start + batch_size)
                 batch = processor(text=prompts[part], text_scene_graphs=None if graphs is None else graphs[part])
@@ -172,9 +170,8 @@ def encode_class_prompts(
                     text_scene_graph=None if text_graph is None else {k: v.to(device) for k, v in text_graph.items()},
                 )
                 chunks.append(output.pooler_output.float().cpu())
-        used_mode = _model_inference_mode(model)
+            used_mode = _model_inference_mode(model)
     finally:
-        model.config.inference_mode = previous
         model.train(was_training)
     return ClassPromptEmbeddings(labels, templates, ensemble_class_embeddings(torch.cat(chunks), len(labels)), used_mode)
 

@@ -69,6 +69,22 @@ def model():
     return synth_model()
 
 
+def test_inference_mode_as_sets_restores_on_error_and_leaves_plain_hosts_alone():
+    from modeling_finsta.configuration_finsta import inference_mode_as
+
+    finsta = SimpleNamespace(config=SimpleNamespace(inference_mode="distilled"))
+    with pytest.raises(RuntimeError, match="inside"):
+        with inference_mode_as(finsta, "fused"):
+            assert finsta.config.inference_mode == "fused"
+            raise RuntimeError("inside")
+    assert finsta.config.inference_mode == "distilled"
+    with inference_mode_as(finsta, None):
+        assert finsta.config.inference_mode == "distilled"
+    host = SimpleNamespace(config=SimpleNamespace(hidden_size=8))  # a plain host: no inference_mode field
+    with inference_mode_as(host, "fused") as same:
+        assert same is host and not hasattr(host.config, "inference_mode")
+
+
 # ---------------------------------------------------------------------------------------- retrieval
 
 

@@ -17,6 +17,7 @@ from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
 
 import torch
 
+from ..configuration_finsta import inference_mode_as
 from ..scene_graph_batching import collate_scene_graphs, pad_stack, split_batch
 from ..scene_graphs import ParsedTextSceneGraph
 
@@ -49,16 +50,12 @@ def check_dsg(dsg: str) -> None:
 def evaluation_settings(model, mode: Optional[str] = None) -> Iterator[None]:
     """Eval mode and ``config.inference_mode = mode`` for the block; both are restored afterwards."""
     check_mode(mode)
-    previous_mode = model.config.inference_mode
     was_training = model.training
     model.eval()
-    if mode is not None:
-        model.config.inference_mode = mode
     try:
-        with torch.no_grad():
+        with inference_mode_as(model, mode), torch.no_grad():
             yield
     finally:
-        model.config.inference_mode = previous_mode
         model.train(was_training)
 
 

@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from contextlib import contextmanager
 from typing import Any, Optional, Sequence
 
 import torch
 
+from ..configuration_finsta import inference_mode_as
 from ..modeling_finsta_generation import answer_log_likelihood
 from ..training.generative import HOST_VIDEO_INPUTS
 
@@ -55,18 +55,7 @@ def caption_scores(predictions: Sequence[str], references: Sequence[Sequence[str
     return {"bleu4": 100 * float(bleu[3]), "cider": 100 * float(cider)}
 
 
-@contextmanager
-def inference_mode(model, mode: Optional[str]):
-    config = getattr(model, "config", None)
-    if mode is None or not hasattr(model, "finsta_head"):
-        yield model
-        return
-    previous = config.inference_mode
-    config.inference_mode = mode
-    try:
-        yield model
-    finally:
-        config.inference_mode = previous
+inference_mode = inference_mode_as  # ``mode`` for the call; plain hosts are left as they are
 
 
 def _video_kwargs(batch: dict[str, Any]) -> dict[str, Any]:
