@@ -4,9 +4,10 @@ Part 1, quality: for each host family (tiny random Video-LLaVA-style and Qwen2-V
 from scratch on CPU) and each seed, the plain host and Finsta are trained on the same examples in the
 same order with the same batch size, steps and schedule; Finsta is then evaluated fused and distilled
 (host only). ``--dsg annotated`` (default) trains and tests Finsta with the gold DSGs, ``--dsg latent``
-with the latent DSG built from the host's own patches (what a user without scene graphs runs). Reported: open-ended QA exact match per category (order, direction: order-
-sensitive; role: role-sensitive; attribute: control), captioning BLEU-4 / CIDEr, multiple-choice
-accuracy (true caption vs time-reversed / role-swapped / colour-swapped captions), mean +- sd over seeds.
+with the latent DSG built from the host's own patches (what a user without scene graphs runs).
+Reported: open-ended QA exact match per category (order, direction: order-sensitive; role:
+role-sensitive; attribute: control), captioning BLEU-4 / CIDEr, multiple-choice accuracy (true caption
+vs time-reversed / role-swapped / colour-swapped captions), mean +- sd over seeds.
 
 Part 2, cost: fused Finsta vs the host at Video-LLaVA-7B shapes (CLIP ViT-L/14 tower at 224 px, 8 frames
 -> 2056 visual tokens, LLaMA width 4096 / 32 heads / MLP 11008, vocabulary 32064, a few layers, random
@@ -26,6 +27,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Optional
 
 import torch
 
@@ -43,7 +45,7 @@ HEAD = dict(graph_hidden_size=64, graph_num_heads=4, text_graph_num_layers=1, vi
 HEADLINE = ("qa_order", "qa_direction", "qa_role", "qa_attribute", "qa_accuracy", "mc_accuracy", "bleu4", "cider")
 
 
-def evaluate(model, processor, data, mode=None, dsg="latent") -> dict:
+def evaluate(model, processor, data, mode: Optional[str], dsg: str) -> dict:
     """Test QA, captions and MC; with ``dsg="annotated"`` a Finsta model gets the gold test DSGs it was trained with."""
     videos = [sample.frames for sample in data.test]
     graphs = [sample.video_graph for sample in data.test] if dsg == "annotated" else None

@@ -53,7 +53,7 @@ def cross_mode_suites(model: FinstaModel, protocol_data: ProtocolData, dsg: str 
 
 
 def training_hard_negative_accuracy(model: FinstaModel, examples: Sequence[dict], batch_size: int = 50) -> float:
-    """Host alone: how often a training video is closer to its own caption than to its hard negative."""
+    """Host alone: how often a training video is closer to its own caption than to one of its hard negatives."""
     collate = FinstaDataCollator()
     correct = total = 0
     with evaluation_settings(model, "distilled"):
@@ -64,8 +64,10 @@ def training_hard_negative_accuracy(model: FinstaModel, examples: Sequence[dict]
                 input_ids=batch["negative_input_ids"].flatten(0, -2), attention_mask=batch["negative_attention_mask"].flatten(0, -2)
             ).pooler_output
             video = model.get_video_features(pixel_values=batch["pixel_values"], video_mask=batch.get("video_mask")).pooler_output
-            has_negative = batch["negative_mask"].flatten().bool()
-            wins = F.cosine_similarity(text, video) > F.cosine_similarity(negative, video)
+            has_negative = batch["negative_mask"].bool()  # [B] (one negative each) or [B, K]
+            has_negative = has_negative.unsqueeze(-1) if has_negative.dim() == 1 else has_negative  # each pair counts once
+            negative = negative.view(*has_negative.shape, -1)
+            wins = F.cosine_similarity(text, video).unsqueeze(-1) > F.cosine_similarity(negative, video.unsqueeze(1), dim=-1)
             correct += int((wins & has_negative).sum())
             total += int(has_negative.sum())
     return 100.0 * correct / max(total, 1)

@@ -13,22 +13,6 @@ FRAME_WISE_BACKBONES = ("clip", "siglip", "siglip2")
 """Hosts whose image tower runs frame by frame, so a CLIP4Clip temporal head (meanP / seqTransf) pools the frames."""
 TEMPORAL_HEADS = ("meanP", "seqTransf")
 INFERENCE_MODES = ("distilled", "fused")
-
-
-@contextmanager
-def inference_mode_as(model, mode: Optional[str]) -> Iterator[Any]:
-    """``model.config.inference_mode = mode`` for the block, restored afterwards (also on error). ``None``,
-    or a model whose config has no ``inference_mode`` (a plain host), leaves the model as it is."""
-    config = getattr(model, "config", None)
-    if mode is None or not hasattr(config, "inference_mode"):
-        yield model
-        return
-    previous = config.inference_mode
-    config.inference_mode = mode
-    try:
-        yield model
-    finally:
-        config.inference_mode = previous
 DISTILLATION_TARGETS = ("similarity", "embedding", "fused_embedding", "cross_modal", "hard_negatives")
 
 # Each switch removes one component the paper ablates (Finsta, TPAMI 2024, ablation study).
@@ -421,6 +405,22 @@ def host_config_as_backbone(config_class: type, config_dict: dict[str, Any], sou
             )
         config_dict = {"model_type": config_class.model_type, "backbone_config": config_dict}
     return config_dict
+
+
+@contextmanager
+def inference_mode_as(model, mode: Optional[str]) -> Iterator[Any]:
+    """``model.config.inference_mode = mode`` for the block, restored afterwards (also on error). ``None``,
+    or a model whose config has no ``inference_mode`` (a plain host), leaves the model as it is."""
+    config = getattr(model, "config", None)
+    if mode is None or not hasattr(config, "inference_mode"):
+        yield model
+        return
+    previous = config.inference_mode
+    config.inference_mode = mode
+    try:
+        yield model
+    finally:
+        config.inference_mode = previous
 
 
 __all__ = ["FRAME_WISE_BACKBONES", "SUPPORTED_BACKBONES", "FinstaConfig", "inference_mode_as", "joint_embedding_size"]

@@ -55,9 +55,6 @@ def caption_scores(predictions: Sequence[str], references: Sequence[Sequence[str
     return {"bleu4": 100 * float(bleu[3]), "cider": 100 * float(cider)}
 
 
-inference_mode = inference_mode_as  # ``mode`` for the call; plain hosts are left as they are
-
-
 def _video_kwargs(batch: dict[str, Any]) -> dict[str, Any]:
     return {k: batch[k] for k in HOST_VIDEO_INPUTS if k in batch}
 
@@ -84,7 +81,7 @@ def generate_answers(
     tokenizer = processor.tokenizer
     answers: list[str] = []
     model.eval()
-    with inference_mode(model, mode):
+    with inference_mode_as(model, mode):
         for start in range(0, len(questions), batch_size):
             graphs = None if video_scene_graphs is None else list(video_scene_graphs[start : start + batch_size])
             batch = processor(
@@ -151,7 +148,7 @@ def candidate_log_likelihoods(
     extra = {"mm_token_type_ids": batch["mm_token_type_ids"]} if "mm_token_type_ids" in batch else {}
     video_inputs = {k: batch[k] for k in ("pixel_values_videos", "video_grid_thw") if k in batch}
     model.eval()
-    with inference_mode(model, mode):
+    with inference_mode_as(model, mode):
         if hasattr(model, "score_answers"):
             return model.score_answers(
                 batch["input_ids"], batch["attention_mask"], answer_mask, video_index=index, **video_inputs, **extra, **_graph_kwargs(model, batch)
@@ -196,6 +193,5 @@ __all__ = [
     "evaluate_open_ended",
     "exact_match",
     "generate_answers",
-    "inference_mode",
     "normalize_answer",
 ]
