@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +29,7 @@ from .graph_layers import (
     previous_frame,
     tracked_nodes,
 )
+from .losses import neighbourhood_mean, object_spatial_contrastive_loss, predicate_temporal_contrastive_loss
 from .latent_scene_graph import LatentSceneGraphBuilder, box_patch_weights, pool_by_weights
 from .scene_graphs import TEXT_EDGE_TYPES, TEXT_NODE_TYPES, TextSceneGraphBatch, VideoSceneGraphBatch
 
@@ -412,6 +413,65 @@ class FinstaGraphEncoder(nn.Module):
         regions = two_hop @ encoding.node_states  # [B, T, S, H]
         presence = encoding.node_mask.unsqueeze(-1).to(regions.dtype)
         return (regions * presence).sum(1) / presence.sum(1).clamp(min=1)
+
+    # ------------------------------------------------------------------------- fine-grained contrasts
+    def object_spatial_contrast(
+        self, text: TextGraphEncoding, video: VideoGraphEncoding, coreference: torch.Tensor
+    ) -> Optional[torch.Tensor]:
+        """OSC: each TSG object (with its attributes) against the 2-hop regions of its coreferent tracks
+        (``coreference [B, N, S]``); None when no object has a coreferent track."""
+        object_states = neighbourhood_mean(text.node_states, text.edge_types == TEXT_EDGE_TYPES["attribute"])
+        is_object = (text.node_types * text.node_mask == TEXT_NODE_TYPES["object"]) & (coreference.sum(-1) > 0)
+        if not is_object.any():
+            return None
+        return object_spatial_contrastive_loss(
+            self.osc_text_head(object_states[is_object]),
+            is_object.nonzero()[:, 0],
+            coreference[is_object],
+            self.osc_video_head(self.track_regions(video)),
+            video.track_mask,
+            self.osc_logit_scale.exp().clamp(max=100),
+        )
+
+    def predicate_track_contrast(
+        self,
+        text: TextGraphEncoding,
+        video: VideoGraphEncoding,
+        reordered: Sequence[VideoGraphEncoding],
+        coreference: torch.Tensor,
+    ) -> Optional[torch.Tensor]:
+        """PTC's predicate term: each TSG predicate (pooled with its neighbours) against its subject and
+        object tracks in the clip, the same tracks in the ``reordered`` clips (frames reversed, shuffled)
+        and the other videos' track summaries; None when no caption has a predicate."""
+        edges = text.edge_types
+        is_predicate = text.node_types * text.node_mask == TEXT_NODE_TYPES["predicate"]
+        if not is_predicate.any():
+            return None
+        predicate_states = neighbourhood_mean(text.node_states, (edges > 0) | (edges.transpose(1, 2) > 0))
+        # Subject and object tracks of each predicate: the coreference rows of its arguments.
+        arguments = (edges.transpose(1, 2) == TEXT_EDGE_TYPES["subject"]) | (edges == TEXT_EDGE_TYPES["object"])
+        track_weights = arguments.to(coreference.dtype) @ coreference  # [B, N, S]
+        uniform = video.track_mask.unsqueeze(1).to(coreference.dtype).expand_as(track_weights)
+        track_weights = torch.where(track_weights.sum(-1, keepdim=True) > 0, track_weights, uniform)
+        track_weights = track_weights / track_weights.sum(-1, keepdim=True).clamp(min=1e-6)
+        batch_index = is_predicate.nonzero()[:, 0]
+        weights = track_weights[is_predicate]  # [A, S]
+
+        def argument_tracks(encoding: VideoGraphEncoding) -> torch.Tensor:
+            tracks = self.ptc_video_head(encoding.track_states)  # [B, S, H]
+            return torch.einsum("as,ash->ah", weights.to(tracks.dtype), tracks[batch_index])
+
+        track_heads = self.ptc_video_head(video.track_states)
+        track_valid = video.track_mask.unsqueeze(-1).to(track_heads.dtype)
+        summaries = (track_heads * track_valid).sum(1) / track_valid.sum(1).clamp(min=1)
+        return predicate_temporal_contrastive_loss(
+            self.ptc_text_head(predicate_states[is_predicate]),
+            batch_index,
+            argument_tracks(video),
+            torch.stack([argument_tracks(encoding) for encoding in reordered], dim=1),
+            summaries,
+            self.ptc_logit_scale.exp().clamp(max=100),
+        )
 
     def cross_modal_edges(
         self,

@@ -46,14 +46,11 @@ from .losses import (
     cosine_logits,
     distillation_loss,
     hard_negative_distillation_loss,
-    neighbourhood_mean,
-    object_spatial_contrastive_loss,
-    predicate_temporal_contrastive_loss,
     reversed_frame_order,
     shuffled_frame_order,
     similarity_distillation_loss,
 )
-from .scene_graphs import TEXT_EDGE_TYPES, TEXT_NODE_TYPES, TextSceneGraphBatch, VideoSceneGraphBatch
+from .scene_graphs import TextSceneGraphBatch, VideoSceneGraphBatch
 
 logger = logging.get_logger(__name__)
 
@@ -536,7 +533,7 @@ class FinstaModel(FinstaPreTrainedModel):
         if need_osc or need_ptc:
             coreference = self._coreference(encoded)
             if need_osc:
-                losses["osc_loss"] = self._object_spatial_contrast(encoded, coreference)
+                losses["osc_loss"] = self.graph_encoder.object_spatial_contrast(encoded.text_graph, encoded.video_graph, coreference)
             if need_ptc:
                 losses["ptc_loss"] = self._predicate_temporal_contrast(encoded, coreference, logit_scale)
         return losses
@@ -658,29 +655,11 @@ class FinstaModel(FinstaPreTrainedModel):
             None if encoded.text_scene_graph is None else encoded.text_scene_graph.grounding,
         )
 
-    def _object_spatial_contrast(self, encoded: FinstaEncodings, coreference: torch.Tensor) -> Optional[torch.Tensor]:
-        """OSC: each TSG object (with its attributes) against the 2-hop regions of its coreferent tracks."""
-        encoder, text = self.graph_encoder, encoded.text_graph
-        node_types = text.node_types * text.node_mask
-        object_states = neighbourhood_mean(text.node_states, text.edge_types == TEXT_EDGE_TYPES["attribute"])
-        is_object = (node_types == TEXT_NODE_TYPES["object"]) & (coreference.sum(-1) > 0)
-        if not is_object.any():
-            return None
-        return object_spatial_contrastive_loss(
-            encoder.osc_text_head(object_states[is_object]),
-            is_object.nonzero()[:, 0],
-            coreference[is_object],
-            encoder.osc_video_head(encoder.track_regions(encoded.video_graph)),
-            encoded.video_graph.track_mask,
-            encoder.osc_logit_scale.exp().clamp(max=100),
-        )
-
     def _predicate_temporal_contrast(self, encoded: FinstaEncodings, coreference: torch.Tensor, logit_scale) -> torch.Tensor:
         """PTC: each clip against itself with frames reversed and shuffled, per caption on the retrieval
         embedding and per predicate on its subject/object tracks. Host frame embeddings are reused, so
         only the temporal head and the graph encoder run again on the reordered clips."""
-        encoder, text, video = self.graph_encoder, encoded.text_graph, encoded.video_graph
-        video_mask = encoded.video_mask
+        encoder, video_mask = self.graph_encoder, encoded.video_mask
         orders = (reversed_frame_order(video_mask), shuffled_frame_order(video_mask))
         reordered = [encoder.encode_video_graph(encoded.video_inputs.permute_frames(order)) for order in orders]
         reordered_embeds = []
@@ -692,36 +671,8 @@ class FinstaModel(FinstaPreTrainedModel):
         ptc = clip_order_contrastive_loss(
             encoded.text_embeds, encoded.video_embeds, torch.stack(reordered_embeds, dim=1), logit_scale
         )
-
-        edges = text.edge_types
-        is_predicate = text.node_types * text.node_mask == TEXT_NODE_TYPES["predicate"]
-        if not is_predicate.any():
-            return ptc
-        predicate_states = neighbourhood_mean(text.node_states, (edges > 0) | (edges.transpose(1, 2) > 0))
-        # Subject and object tracks of each predicate: the coreference rows of its arguments.
-        arguments = (edges.transpose(1, 2) == TEXT_EDGE_TYPES["subject"]) | (edges == TEXT_EDGE_TYPES["object"])
-        track_weights = arguments.to(coreference.dtype) @ coreference  # [B, N, S]
-        uniform = video.track_mask.unsqueeze(1).to(coreference.dtype).expand_as(track_weights)
-        track_weights = torch.where(track_weights.sum(-1, keepdim=True) > 0, track_weights, uniform)
-        track_weights = track_weights / track_weights.sum(-1, keepdim=True).clamp(min=1e-6)
-        batch_index = is_predicate.nonzero()[:, 0]
-        weights = track_weights[is_predicate]  # [A, S]
-
-        def argument_tracks(encoding: VideoGraphEncoding) -> torch.Tensor:
-            tracks = encoder.ptc_video_head(encoding.track_states)  # [B, S, H]
-            return torch.einsum("as,ash->ah", weights.to(tracks.dtype), tracks[batch_index])
-
-        track_heads = encoder.ptc_video_head(video.track_states)
-        track_valid = video.track_mask.unsqueeze(-1).to(track_heads.dtype)
-        summaries = (track_heads * track_valid).sum(1) / track_valid.sum(1).clamp(min=1)
-        return ptc + predicate_temporal_contrastive_loss(
-            encoder.ptc_text_head(predicate_states[is_predicate]),
-            batch_index,
-            argument_tracks(video),
-            torch.stack([argument_tracks(encoding) for encoding in reordered], dim=1),
-            summaries,
-            encoder.ptc_logit_scale.exp().clamp(max=100),
-        )
+        predicates = encoder.predicate_track_contrast(encoded.text_graph, encoded.video_graph, reordered, coreference)
+        return ptc if predicates is None else ptc + predicates
 
 
 @dataclass

@@ -50,13 +50,10 @@ from .losses import (
     clip_order_contrastive_loss,
     contrastive_loss,
     cosine_logits,
-    neighbourhood_mean,
-    object_spatial_contrastive_loss,
-    predicate_temporal_contrastive_loss,
     reversed_frame_order,
     shuffled_frame_order,
 )
-from .scene_graphs import TEXT_EDGE_TYPES, TEXT_NODE_TYPES, TextSceneGraphBatch, VideoSceneGraphBatch
+from .scene_graphs import TextSceneGraphBatch, VideoSceneGraphBatch
 
 GENERATIVE_LOSS_COMPONENTS = (
     "lm_loss",
@@ -499,21 +496,10 @@ class FinstaForConditionalGeneration(FinstaGenerationPreTrainedModel, Generation
         track_joint = torch.einsum("btsm,btmd->bsd", weights, video_states) / weights.sum((1, 3)).clamp(min=1e-6).unsqueeze(-1)
         coreference = encoder.cross_modal_edges(text.pooled_token_states, text.node_mask, track_joint, video.track_mask, text_graph.grounding)
         if need_osc:
-            losses["osc_loss"] = self._object_spatial_contrast(text, video, coreference)
+            losses["osc_loss"] = encoder.object_spatial_contrast(text, video, coreference)
         if need_ptc:
             losses["ptc_loss"] = self._predicate_temporal_contrast(text, encoded, coreference)
         return losses
-
-    def _object_spatial_contrast(self, text: TextGraphEncoding, video: VideoGraphEncoding, coreference) -> Optional[torch.Tensor]:
-        encoder = self.finsta_head.graph_encoder
-        object_states = neighbourhood_mean(text.node_states, text.edge_types == TEXT_EDGE_TYPES["attribute"])
-        is_object = (text.node_types * text.node_mask == TEXT_NODE_TYPES["object"]) & (coreference.sum(-1) > 0)
-        if not is_object.any():
-            return None
-        return object_spatial_contrastive_loss(
-            encoder.osc_text_head(object_states[is_object]), is_object.nonzero()[:, 0], coreference[is_object],
-            encoder.osc_video_head(encoder.track_regions(video)), video.track_mask, encoder.osc_logit_scale.exp().clamp(max=100),
-        )  # fmt: skip
 
     def _predicate_temporal_contrast(self, text: TextGraphEncoding, encoded: EncodedVideo, coreference) -> torch.Tensor:
         """PTC: the clip against itself with its temporal steps reversed and shuffled, per caption (graph
@@ -530,30 +516,8 @@ class FinstaForConditionalGeneration(FinstaGenerationPreTrainedModel, Generation
             text.graph_embeds[has_graph], video.graph_embeds[has_graph],
             torch.stack([r.graph_embeds for r in reordered], dim=1)[has_graph], scale,
         )  # fmt: skip
-        edges = text.edge_types
-        is_predicate = text.node_types * text.node_mask == TEXT_NODE_TYPES["predicate"]
-        if not is_predicate.any():
-            return ptc
-        predicate_states = neighbourhood_mean(text.node_states, (edges > 0) | (edges.transpose(1, 2) > 0))
-        arguments = (edges.transpose(1, 2) == TEXT_EDGE_TYPES["subject"]) | (edges == TEXT_EDGE_TYPES["object"])
-        track_weights = arguments.to(coreference.dtype) @ coreference
-        uniform = video.track_mask.unsqueeze(1).to(coreference.dtype).expand_as(track_weights)
-        track_weights = torch.where(track_weights.sum(-1, keepdim=True) > 0, track_weights, uniform)
-        track_weights = track_weights / track_weights.sum(-1, keepdim=True).clamp(min=1e-6)
-        batch_index = is_predicate.nonzero()[:, 0]
-        weights = track_weights[is_predicate]
-
-        def argument_tracks(encoding: VideoGraphEncoding) -> torch.Tensor:
-            tracks = encoder.ptc_video_head(encoding.track_states)
-            return torch.einsum("as,ash->ah", weights.to(tracks.dtype), tracks[batch_index])
-
-        heads = encoder.ptc_video_head(video.track_states)
-        valid = video.track_mask.unsqueeze(-1).to(heads.dtype)
-        summaries = (heads * valid).sum(1) / valid.sum(1).clamp(min=1)
-        return ptc + predicate_temporal_contrastive_loss(
-            encoder.ptc_text_head(predicate_states[is_predicate]), batch_index, argument_tracks(video),
-            torch.stack([argument_tracks(r) for r in reordered], dim=1), summaries, scale,
-        )  # fmt: skip
+        predicates = encoder.predicate_track_contrast(text, video, reordered, coreference)
+        return ptc if predicates is None else ptc + predicates
 
     def _total_loss(self, losses: dict, mode_out, finsta_losses: bool) -> Optional[torch.Tensor]:
         if not finsta_losses:
