@@ -269,11 +269,7 @@ def convert_clip(
         else:
             log("  seqTransf head randomly initialised (text width differs from the projection width)")
 
-    inputs = fixed_verification_inputs(
-        backbone_config.text_config.vocab_size, backbone_config.text_config.max_position_embeddings,
-        backbone_config.vision_config.image_size, eos_token_id=backbone_config.text_config.eos_token_id,
-        num_channels=backbone_config.vision_config.num_channels,
-    )  # fmt: skip
+    inputs = host_verification_inputs(backbone_config)
     with torch.no_grad():
         text = source_model.get_text_features(input_ids=inputs["input_ids"]).pooler_output
         frames = source_model.get_image_features(pixel_values=inputs["pixel_values"].flatten(0, 1)).pooler_output
@@ -313,12 +309,7 @@ def convert_xclip(
     model = FinstaModel(_finsta_config(backbone_config, config_overrides)).eval()
     _copy_source_into_backbone(model, source_model)
     num_frames = backbone_config.vision_config.num_frames
-    inputs = fixed_verification_inputs(
-        backbone_config.text_config.vocab_size, backbone_config.text_config.max_position_embeddings,
-        backbone_config.vision_config.image_size, num_frames=num_frames,
-        eos_token_id=backbone_config.text_config.eos_token_id, num_channels=backbone_config.vision_config.num_channels,
-    )  # fmt: skip
-    inputs["video_mask"] = torch.ones_like(inputs["video_mask"])  # X-CLIP has no frame mask
+    inputs = host_verification_inputs(backbone_config, num_frames=num_frames, every_frame_real=True)  # X-CLIP has no frame mask
     with torch.no_grad():
         text = source_model.get_text_features(input_ids=inputs["input_ids"]).pooler_output
         video = source_model.get_video_features(pixel_values=inputs["pixel_values"]).pooler_output
@@ -378,6 +369,22 @@ SOURCE_MODEL_CLASSES = {
     "clip": "CLIPModel",
     "xclip": "XCLIPModel",
     "siglip": "SiglipModel", "siglip2": "Siglip2Model", "videoprism": "VideoPrismClipModel"}
+
+
+def host_verification_inputs(
+    backbone_config, *, image_size: Optional[int] = None, num_frames: int = 4, every_frame_real: bool = False
+) -> dict[str, torch.Tensor]:
+    """`fixed_verification_inputs` sized from a transformers host config (vocabulary, text length, end token,
+    channels; ``image_size`` defaults to the vision config's). ``every_frame_real``: no padded frames, for
+    hosts without a frame mask (X-CLIP, VideoPrism)."""
+    text, vision = backbone_config.text_config, backbone_config.vision_config
+    inputs = fixed_verification_inputs(
+        text.vocab_size, text.max_position_embeddings, image_size or vision.image_size, num_frames=num_frames,
+        eos_token_id=text.eos_token_id, num_channels=vision.num_channels,
+    )  # fmt: skip
+    if every_frame_real:
+        inputs["video_mask"] = torch.ones_like(inputs["video_mask"])
+    return inputs
 
 
 def host_image_size(backbone_config) -> int:
@@ -447,10 +454,7 @@ def convert_siglip(
     model = FinstaModel(_finsta_config(backbone_config, config_overrides, **fields)).eval()
     _copy_source_into_backbone(model, source_model)
     image_size = host_image_size(backbone_config)
-    inputs = fixed_verification_inputs(
-        backbone_config.text_config.vocab_size, backbone_config.text_config.max_position_embeddings, image_size,
-        eos_token_id=backbone_config.text_config.eos_token_id, num_channels=backbone_config.vision_config.num_channels,
-    )  # fmt: skip
+    inputs = host_verification_inputs(backbone_config, image_size=image_size)
     frames = inputs["pixel_values"].flatten(0, 1)
     with torch.no_grad():
         text = source_model.get_text_features(input_ids=inputs["input_ids"]).pooler_output
@@ -501,12 +505,9 @@ def convert_videoprism(
     model = FinstaModel(_finsta_config(backbone_config, config_overrides)).eval()
     _copy_source_into_backbone(model, source_model)
     num_frames = backbone_config.vision_config.num_frames
-    inputs = fixed_verification_inputs(
-        backbone_config.text_config.vocab_size, backbone_config.text_config.max_position_embeddings,
-        host_image_size(backbone_config), num_frames=num_frames, eos_token_id=backbone_config.text_config.eos_token_id,
-        num_channels=backbone_config.vision_config.num_channels,
-    )  # fmt: skip
-    inputs["video_mask"] = torch.ones_like(inputs["video_mask"])  # VideoPrism has no frame mask
+    inputs = host_verification_inputs(  # VideoPrism has no frame mask
+        backbone_config, image_size=host_image_size(backbone_config), num_frames=num_frames, every_frame_real=True
+    )
     with torch.no_grad():
         text = source_model.get_text_features(input_ids=inputs["input_ids"]).pooler_output
         video = source_model.get_video_features(pixel_values_videos=inputs["pixel_values"]).pooler_output
