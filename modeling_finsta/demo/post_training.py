@@ -175,12 +175,15 @@ def post_train(
     overrides: dict[str, Any],
     training: dict[str, Any],
     progress: bool,
+    model_class: type = FinstaModel,
 ) -> FinstaModel:
-    """Stage 1: load the stage-0 host with ``overrides`` (only the new head is fresh) and train ``post_steps``."""
+    """Stage 1: load the stage-0 host with ``overrides`` (only the new head is fresh) and train ``post_steps``.
+
+    ``model_class``: a `FinstaModel` subclass to post-train instead (``benchmarks/shared_reader_probe.py``)."""
     import torch
 
     torch.manual_seed(seed)
-    model = FinstaModel.from_pretrained(stage0, **overrides)
+    model = model_class.from_pretrained(stage0, **overrides)
     frozen = int(budget.post_steps * training.get("host_frozen_fraction", 0.0))
     return train_model(
         name, model, examples, protocol_data.data.processor, output / "runs", steps=budget.post_steps,
