@@ -53,8 +53,10 @@ def synth():
     return data, tokenizer
 
 
-def build(family, tokenizer, seed=0, **overrides):
-    host = tiny_video_llm_config(family, tokenizer, patch_size=8 if family == "video_llava" else 4, text_layers=1, vision_layers=1)
+def build(family, tokenizer, seed=0, vision_layers=1, **overrides):
+    host = tiny_video_llm_config(
+        family, tokenizer, patch_size=8 if family == "video_llava" else 4, text_layers=1, vision_layers=vision_layers
+    )
     torch.manual_seed(seed)
     model = FinstaForConditionalGeneration(FinstaGenerationConfig(backbone_config=host, **{**HEAD, **overrides}))
     processor = FinstaGenerationProcessor.from_host_config(tokenizer, host, num_frames=4, image_size=32, prompt_template=PROMPT)
@@ -263,9 +265,11 @@ def test_a_fresh_head_forward_gives_exactly_the_hosts_logits_and_lm_loss(synth, 
 @pytest.mark.parametrize("family", ["qwen2_vl", "qwen2_5_vl"])
 def test_qwen_patch_tokens_restore_to_row_major_and_re_merge_into_the_towers_output(synth, family):
     data, tokenizer = synth
-    model, processor = build(family, tokenizer)
+    model, processor = build(family, tokenizer, vision_layers=2)
     adapter = model.host_adapter
     assert isinstance(adapter, Qwen2VLAdapter)
+    if family == "qwen2_5_vl":  # a windowed block and a full-attention block, as in the real tower
+        assert model.config.backbone_config.vision_config.fullatt_block_indexes == [1]
     # 1. Index round trip: the processor's layout, restored, is row-major (t, row, column) per video.
     videos, frames, size, patch = 2, 4, 32, 4
     grid = size // patch

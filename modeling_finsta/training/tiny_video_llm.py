@@ -94,7 +94,9 @@ def tiny_video_llm_config(
     vision = dict(
         depth=vision_layers, hidden_size=vision_width, intermediate_size=2 * vision_width, out_hidden_size=text_width,
         num_heads=num_heads, patch_size=patch_size, spatial_merge_size=2, temporal_patch_size=2,
-        window_size=4 * patch_size,  # 2 x 2 merge blocks per attention window fullatt_block_indexes=[vision_layers - 1],
+        window_size=4 * patch_size,  # 2 x 2 merge blocks per attention window
+        # the last block attends over the whole frame, as every 8th does in the real tower (a 1-block tower stays windowed)
+        fullatt_block_indexes=[vision_layers - 1] if vision_layers > 1 else [],
     )  # fmt: skip
     return CONFIG_MAPPING["qwen2_5_vl"](vision_config=vision, text_config=text, **ids)
 
