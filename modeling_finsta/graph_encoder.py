@@ -3,8 +3,9 @@
 It encodes the textual scene graph (TSG) with GTrm, the dynamic scene graph (DSG, latent or
 annotated) with R-GTrm interleaved with STGD-GTrm, links them into the holistic scene graph (HSG)
 through cross-modal coreference edges, and projects pooled graph states into the host's joint
-embedding space. Node features come from the host's own token and patch states, which the
-`FinstaModel` passes in; this module never calls the backbone itself.
+embedding space. It also computes the two fine-grained objectives on those encodings (OSC, and PTC's
+predicate term), so the dual-encoder and the generative models share them. Node features come from the
+host's own token and patch states, which the model passes in; this module never calls the backbone itself.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ from .graph_layers import (
     previous_frame,
     tracked_nodes,
 )
-from .losses import neighbourhood_mean, object_spatial_contrastive_loss, predicate_temporal_contrastive_loss
 from .latent_scene_graph import LatentSceneGraphBuilder, box_patch_weights, pool_by_weights
+from .losses import neighbourhood_mean, object_spatial_contrastive_loss, predicate_temporal_contrastive_loss
 from .scene_graphs import TEXT_EDGE_TYPES, TEXT_NODE_TYPES, TextSceneGraphBatch, VideoSceneGraphBatch
 
 INITIAL_LOGIT_SCALE = math.log(1 / 0.07)
