@@ -153,6 +153,29 @@ def test_post_training_protocol_caches_stage_zero_and_starts_from_it(tmp_path, m
     assert json.loads((tmp_path / "results.json").read_text())["table"]["test"]
 
 
+def test_stage_zero_can_train_as_clip4clip_does_with_in_batch_negatives_only(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from modeling_finsta.demo import post_training
+    from modeling_finsta.demo.post_training import HARD_NEGATIVE_FIELDS, ProtocolBudget, prepare_protocol_data, stage0_fingerprint, stage0_host
+
+    budget = ProtocolBudget(pretrain_clips=16, post_clips=8, downstream_clips=4, test_clips=8, pretrain_steps=1,
+                            post_steps=1, finetune_steps=1, batch_size=8, seeds=(0,))  # fmt: skip
+    in_batch_only = replace(budget, stage0_hard_negatives=False)
+    data = prepare_protocol_data(budget)
+    seen = []
+    original = post_training.train_model
+    monkeypatch.setattr(post_training, "train_model", lambda name, model, examples, *a, **k: seen.append(examples) or original(name, model, examples, *a, **k))
+    stage0_host("meanP", budget, data, tmp_path, False)
+    stage0_host("meanP", in_batch_only, data, tmp_path, False)
+    with_negatives, without = seen
+    assert all("negative_input_ids" in example for example in with_negatives.examples)
+    assert not any(field in example for example in without.examples for field in HARD_NEGATIVE_FIELDS)
+    assert len(without.examples) == len(with_negatives.examples)
+    assert stage0_fingerprint("meanP", budget, data)[0] != stage0_fingerprint("meanP", in_batch_only, data)[0]
+    assert len(list(tmp_path.glob("stage0-meanP-*"))) == 2  # a cached host of the other kind is never reused
+
+
 def test_transfer_ablations_over_several_seeds_report_mean_and_sd(tmp_path, monkeypatch):
     from modeling_finsta.demo import post_training
     from modeling_finsta.demo.post_training import ProtocolBudget, prepare_protocol_data, run_transfer_ablations, stage0_host

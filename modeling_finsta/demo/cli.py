@@ -44,6 +44,8 @@ def parse_arguments(argv: Optional[list[str]] = None) -> argparse.Namespace:
                         help="with --transfer-ablations: the seeds of the switch table (default: the first seed)")
     parser.add_argument("--post-clips", type=int, default=None,
                         help="with --protocol: clips of the post-training split (default: the budget's; a new stage 0 follows)")
+    parser.add_argument("--stage0-in-batch-negatives-only", action="store_true",
+                        help="with --protocol: train stage 0 as CLIP4Clip itself trains, without the hard-negative captions (a new stage 0 follows)")
     parser.add_argument("--num-train", type=int, default=None, help=f"training clips (default {DEMO['num_train']})")
     parser.add_argument("--num-test", type=int, default=200)
     parser.add_argument(

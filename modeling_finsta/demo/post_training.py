@@ -36,6 +36,9 @@ from .variants import PLAIN_HOST, DemoData, Variant, build_model, evaluate, prep
 HOSTS = ("meanP", "seqTransf")
 DSG_SOURCES = ("annotated", "latent")
 
+HARD_NEGATIVE_FIELDS = ("negative_input_ids", "negative_attention_mask", "negative_text_scene_graph", "negative_mask")
+"""The per-example hard-negative caption fields (`FinstaExampleDataset`), dropped from stage 0 with ``stage0_hard_negatives=False``."""
+
 FINSTA_ON = dict(
     inference_mode="fused", use_osc=True, use_ptc=True, graph_contrastive_loss_weight=1.0, fused_contrastive_loss_weight=1.0
 )
@@ -81,6 +84,7 @@ class ProtocolBudget:
     host_learning_rate: float = 5e-4  # the host in stages 1 and 2 (Finsta and the control alike)
     seeds: tuple = (0, 1, 2)
     data_seed: int = 0
+    stage0_hard_negatives: bool = True  # False: stage 0 sees in-batch negatives only, as CLIP4Clip itself trains
 
 
 PROTOCOL = ProtocolBudget()
@@ -133,6 +137,7 @@ def stage0_fingerprint(host: str, budget: ProtocolBudget, protocol_data: Protoco
         "code_version": code_version,
         "data": protocol_data.fingerprint_settings,
         "pretrain_steps": budget.pretrain_steps,
+        "stage0_hard_negatives": budget.stage0_hard_negatives,
         "batch_size": budget.batch_size,
         "learning_rate": budget.learning_rate,
         "config": model.config.to_diff_dict(),
@@ -149,9 +154,12 @@ def stage0_host(host: str, budget: ProtocolBudget, protocol_data: ProtocolData, 
         print(f"[stage 0] reusing {folder}", flush=True)
         return folder
     variant = Variant(dict(temporal_head=host, **PLAIN_HOST), None, None, host)
+    examples = protocol_data.pretrain.without("video_scene_graph", "grounding")
+    if not budget.stage0_hard_negatives:
+        examples = examples.without(*HARD_NEGATIVE_FIELDS)
     model = train_model(
         f"stage0-{host}", build_model(variant, protocol_data.data, seed=0),
-        protocol_data.pretrain.without("video_scene_graph", "grounding"), protocol_data.data.processor, cache_dir / "runs", steps=budget.pretrain_steps, batch_size=budget.batch_size,
+        examples, protocol_data.data.processor, cache_dir / "runs", steps=budget.pretrain_steps, batch_size=budget.batch_size,
         learning_rate=budget.learning_rate, seed=0, show_progress=progress,
     )  # fmt: skip
     staging = cache_dir / f".incomplete-{folder.name}"
@@ -293,6 +301,8 @@ def run_protocol(args: argparse.Namespace) -> dict[str, Any]:
         budget = replace(budget, seeds=tuple(args.seeds))
     if getattr(args, "post_clips", None):
         budget = replace(budget, post_clips=int(args.post_clips))
+    if getattr(args, "stage0_in_batch_negatives_only", False):
+        budget = replace(budget, stage0_hard_negatives=False)
     output = Path(args.output_dir)
     output.mkdir(parents=True, exist_ok=True)
     cache_dir = Path(getattr(args, "cache_dir", None) or output / "stage0-cache")
