@@ -33,6 +33,7 @@ from typing import Any, Callable, Optional
 
 import torch
 from torch import nn
+from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from modeling_finsta.demo.comparison import aggregate, format_table
 from modeling_finsta.demo.post_training import PROTOCOL, PROTOCOL_METRICS, QUICK, TRANSFER, TRANSFER_TRAINING
@@ -149,22 +150,24 @@ class SharedReaderFinstaModel(FinstaModel):
         embeds = self._injected_text(flat(input_ids), flat(attention_mask), negatives.graph, token_mask.reshape(-1, *token_mask.shape[-2:]))
         return HardNegativeCaptions(negatives.host_embeds, embeds.view_as(negatives.host_embeds), negatives.graph, negatives.mask)
 
+    # The encoders run the host once, the graph once and the injected pass once (the pooled output is what
+    # the evaluation reads; the tower outputs are the plain pass's).
     def get_text_features(self, input_ids, attention_mask=None, text_scene_graph=None, **kwargs):
-        output = super().get_text_features(input_ids, attention_mask, text_scene_graph, **kwargs)
-        if self._injecting() and text_scene_graph is not None:
-            graph = TextSceneGraphBatch.from_value(text_scene_graph)
-            host = self.host_adapter.encode_text(self.backbone, input_ids, attention_mask)
-            encoding = self._encode_text_graph(host, input_ids, attention_mask, graph)
-            output.pooler_output = self._injected_text(input_ids, attention_mask, encoding, graph.node_token_mask)
-        return output
+        if not (self._injecting() and text_scene_graph is not None):
+            return super().get_text_features(input_ids, attention_mask, text_scene_graph, **kwargs)
+        graph = TextSceneGraphBatch.from_value(text_scene_graph)
+        host = self.host_adapter.encode_text(self.backbone, input_ids, attention_mask)
+        encoding = self._encode_text_graph(host, input_ids, attention_mask, graph)
+        embeds = self._injected_text(input_ids, attention_mask, encoding, graph.node_token_mask)
+        return BaseModelOutputWithPooling(last_hidden_state=host.token_states, pooler_output=embeds)
 
     def get_video_features(self, pixel_values, video_mask=None, video_scene_graph=None, **kwargs):
-        output = super().get_video_features(pixel_values, video_mask, video_scene_graph, **kwargs)
-        if self._injecting():
-            host = self.host_adapter.encode_video(self.backbone, pixel_values, video_mask)
-            _, encoding = self._encode_video_graph(host, video_mask, VideoSceneGraphBatch.from_value(video_scene_graph))
-            output.pooler_output = self._injected_video(pixel_values, video_mask, encoding, self._patch_weights)
-        return output
+        if not self._injecting():
+            return super().get_video_features(pixel_values, video_mask, video_scene_graph, **kwargs)
+        host = self.host_adapter.encode_video(self.backbone, pixel_values, video_mask)
+        _, encoding = self._encode_video_graph(host, video_mask, VideoSceneGraphBatch.from_value(video_scene_graph))
+        embeds = self._injected_video(pixel_values, video_mask, encoding, self._patch_weights)
+        return BaseModelOutputWithPooling(last_hidden_state=host.tower_output.last_hidden_state, pooler_output=embeds)
 
 
 def run(hosts, seeds, layer: int, quick: bool, cache_dir: Path, output: Optional[Path]) -> dict[str, Any]:
